@@ -1,0 +1,170 @@
+"""Configuration: what bertpt owns, parsed from CLI flags, and the DeepSpeed JSON it does not.
+
+Two sources that never overlap:
+1. The DeepSpeed JSON (`--deepspeed_config`) owns optimizer, LR schedule, precision, ZeRO,
+   clipping and batch sizes. We pass it to `deepspeed.initialize` and read values back from the
+   engine. The only thing we do to it is fill in the values marked "auto" (see `resolve_auto`).
+2. `PretrainConfig` owns everything else. Its field help strings are the `--help` text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertpt.errors import BertptError
+
+
+def _arg(default: Any, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class PretrainConfig:
+    """Everything about a pretraining run that the DeepSpeed JSON does not own."""
+
+    data: str | None = _arg(
+        None,
+        "Prepared data directory (the --output_dir of bertpt-prepare). Default: the built-in demo "
+        "corpus, the English documentation text shipped with Python itself, prepared automatically "
+        "on first use into ~/.cache/bertpt.")
+    output_dir: str = _arg(
+        "runs/bertpt",
+        "Run directory: checkpoints/ (DeepSpeed sharded checkpoints), tb/ (TensorBoard logs) and "
+        "hf/ (the final Hugging Face export) are written here.")
+    model: str = _arg(
+        "bert-mini",
+        "Model size: a preset (bert-tiny, bert-mini, bert-small, bert-medium, bert-base, bert-large) "
+        "or the path of a transformers BertConfig JSON. The vocabulary size always comes from the "
+        "data's tokenizer.")
+    max_steps: int = _arg(
+        600,
+        "Total optimizer steps. A resumed run continues up to this number.")
+    steps_this_run: int = _arg(
+        0,
+        "Stop after this many steps of this run, with a checkpoint, even if --max_steps is not reached "
+        "(for time-limited jobs that resume; the LR schedule still spans --max_steps). 0: run to --max_steps.")
+    save_steps: int = _arg(
+        1000,
+        "Save a checkpoint every N optimizer steps (0: only at the end). One is always saved at "
+        "the end.")
+    eval_steps: int = _arg(
+        100,
+        "Evaluate MLM/NSP loss and accuracy on the held-out split every N steps (0: never; the "
+        "end of training always evaluates).")
+    eval_samples: int = _arg(
+        1024,
+        "Held-out instances used per evaluation (fewer if the validation split is smaller).")
+    log_steps: int = _arg(
+        10,
+        "Log training metrics to the console and TensorBoard every N steps.")
+    seed: int = _arg(
+        42,
+        "Seed for model initialisation, data order, masking and dropout.")
+    resume: str = _arg(
+        "auto",
+        "auto: continue from <output_dir>/checkpoints if it holds one, else start fresh. none: "
+        "start fresh (refuses if <output_dir> already holds checkpoints, so nothing is "
+        "overwritten). PATH: continue from that checkpoint directory (or one tag inside it).")
+    num_workers: int = _arg(
+        1,
+        "DataLoader worker processes per rank that collate and mask batches (0: in the training "
+        "process).")
+
+    def validate(self) -> None:
+        for name in ("max_steps", "log_steps"):
+            if getattr(self, name) < 1:
+                raise BertptError(f"--{name} must be at least 1 (got {getattr(self, name)})")
+        for name in ("steps_this_run", "save_steps", "eval_steps", "eval_samples", "num_workers"):
+            if getattr(self, name) < 0:
+                raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
+        if self.resume not in ("auto", "none") and not Path(self.resume).exists():
+            raise BertptError(
+                f"--resume {self.resume}: no such checkpoint directory; pass a directory that "
+                "holds a DeepSpeed checkpoint (with a 'latest' file), 'auto' or 'none'")
+        if self.data is not None and not Path(self.data).is_dir():
+            raise BertptError(f"--data {self.data}: no such directory; prepare one with "
+                              f"`bertpt-prepare YOUR_TEXT --output_dir {self.data}`")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
+    """Parse CLI flags into (PretrainConfig, DeepSpeed JSON path)."""
+    import deepspeed
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PretrainConfig, description=(
+        "Pretrain BERT (masked-language modelling + next-sentence prediction) with DeepSpeed. "
+        "Optimizer, LR schedule, precision, ZeRO stage, clipping and batch sizes come from the "
+        "DeepSpeed JSON alone (see ds_configs/)."))
+    parser = deepspeed.add_config_arguments(parser)
+    # The deepspeed launcher passes --local_rank; we read LOCAL_RANK from the environment instead.
+    parser.add_argument("--local_rank", type=int, default=None, help="Set by the deepspeed launcher; ignored.")
+    argv = sys.argv[1:] if argv is None else argv
+    cfg, ns = parser.parse_args_into_dataclasses(args=argv)
+    ds_path = ns.deepspeed_config or ns.deepscale_config
+    if not ds_path:
+        raise BertptError("--deepspeed_config is required, e.g. --deepspeed_config ds_configs/zero2.json "
+                          "(the presets in ds_configs/ are described in the README)")
+    cfg.validate()
+    return cfg, ds_path
+
+
+# ---------------------------------------------------------------------------------------------
+# The DeepSpeed JSON
+
+def load_ds_config(path: str, max_steps: int) -> dict:
+    """Read a DeepSpeed JSON and fill in its "auto" values; everything else is left untouched."""
+    p = Path(path)
+    if not p.is_file():
+        raise BertptError(f"--deepspeed_config {path}: no such file (presets are in ds_configs/)")
+    try:
+        cfg = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BertptError(f"--deepspeed_config {path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise BertptError(f"--deepspeed_config {path}: expected a JSON object at the top level")
+    return resolve_auto(cfg, max_steps)
+
+
+def auto_warmup_steps(max_steps: int) -> int:
+    """BERT warmed up for 10k of 1M steps; short runs warm up for 10% of their length."""
+    return max(1, min(10_000, max_steps // 10))
+
+
+def resolve_auto(cfg: dict, max_steps: int) -> dict:
+    """Fill the scheduler values that depend on the run length, where the JSON says "auto".
+
+    The same convention as Hugging Face's DeepSpeed integration, limited to values that cannot be
+    known when the JSON is written:
+      scheduler.params.total_num_steps = --max_steps
+      scheduler.params.warmup_num_steps = min(10000, max_steps // 10)
+      scheduler.params.warmup_max_lr = optimizer.params.lr
+    Any other "auto" is an error, so a value never silently changes meaning.
+    """
+    cfg = json.loads(json.dumps(cfg))  # deep copy; the caller's dict stays as read
+    params = (cfg.get("scheduler") or {}).get("params") or {}
+    fill = {
+        "total_num_steps": max_steps,
+        "warmup_num_steps": auto_warmup_steps(max_steps),
+        "warmup_max_lr": ((cfg.get("optimizer") or {}).get("params") or {}).get("lr"),
+    }
+    for key, value in list(params.items()):
+        if value == "auto":
+            if fill.get(key) is None:
+                raise BertptError(f"DeepSpeed JSON: scheduler.params.{key} is \"auto\" but bertpt cannot "
+                                  "derive it; write a number")
+            params[key] = fill[key]
+
+    def reject_auto(node: Any, where: str) -> None:
+        if node == "auto":
+            raise BertptError(f"DeepSpeed JSON: {where} is \"auto\"; only scheduler.params.total_num_steps, "
+                              "warmup_num_steps and warmup_max_lr may be \"auto\"")
+        if isinstance(node, dict):
+            for k, v in node.items():
+                reject_auto(v, f"{where}.{k}" if where else k)
+
+    reject_auto(cfg, "")
+    return cfg

@@ -1,0 +1,33 @@
+"""User-facing errors: one clear line and a non-zero exit, never a traceback.
+
+Anything the user can fix (a bad flag, a missing file, a data dir that does not fit the model)
+raises `BertptError`. Entry points wrap their body in `exit_on_error`, which prints the message as
+one line (on rank 0 only when several ranks would print the same thing) and exits with status 2.
+Unexpected exceptions still show their traceback: those are bugs and need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+EXIT_USER_ERROR = 2
+
+
+class BertptError(Exception):
+    """Something the user can fix; the message says what is wrong and what to do."""
+
+
+@contextlib.contextmanager
+def exit_on_error(prog: str):
+    try:
+        yield
+    except BertptError as e:
+        # Every rank validates the same inputs and raises the same error: print it once.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)

@@ -1,0 +1,102 @@
+"""Training metrics: accumulated on the device, reduced across ranks only at log time, shown on a
+rank-0 progress bar, written as TensorBoard scalars and appended to <output_dir>/metrics.jsonl
+(full-precision numbers for scripts and plots; not `logging.py`: that would shadow the
+standard library when the package directory is on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+# What a micro-step contributes; all sums, so that averages over steps and ranks are exact.
+FIELDS = ("loss", "mlm_loss", "nsp_loss", "mlm_correct", "mlm_count", "nsp_correct", "sequences", "tokens", "micro_steps")
+
+
+class Sums:
+    """Running sums over micro-steps on this rank; `reduce` sums over ranks and resets."""
+
+    def __init__(self, device):
+        self.t = torch.zeros(len(FIELDS), dtype=torch.float64, device=device)
+
+    def add(self, out, batch) -> None:
+        self.t += torch.stack([out.loss.detach().double(), out.mlm_loss.double(), out.nsp_loss.double(),
+                               out.mlm_correct.double(), out.mlm_count.double(), out.nsp_correct.double(),
+                               torch.tensor(batch["input_ids"].shape[0], dtype=torch.float64, device=self.t.device),
+                               batch["attention_mask"].sum().double(), torch.ones((), dtype=torch.float64, device=self.t.device)])
+
+    def reduce(self) -> dict[str, float]:
+        t = self.t.clone()
+        dist.all_reduce(t)
+        self.t.zero_()
+        s = dict(zip(FIELDS, t.tolist()))
+        steps = max(s["micro_steps"], 1)
+        return {"loss": s["loss"] / steps, "mlm_loss": s["mlm_loss"] / steps, "nsp_loss": s["nsp_loss"] / steps,
+                "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1), "nsp_acc": s["nsp_correct"] / max(s["sequences"], 1),
+                "tokens": s["tokens"], "sequences": s["sequences"]}
+
+
+class Reporter:
+    """Rank 0's console progress bar and TensorBoard writer; a no-op on other ranks."""
+
+    def __init__(self, rank: int, output_dir: Path, start_step: int, max_steps: int):
+        self.active = rank == 0
+        self.jsonl = output_dir / "metrics.jsonl"
+        self.bar = tqdm(total=max_steps, initial=start_step, desc="pretrain", unit="step",
+                        dynamic_ncols=True, disable=not self.active)
+        self.writer = None
+        if self.active:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(output_dir / "tb"))
+        self.last_time, self.last_step = time.perf_counter(), start_step
+
+    def train(self, step: int, m: dict[str, float], lr: float, grad_norm: float | None,
+              loss_scale: float | None) -> dict[str, float]:
+        now = time.perf_counter()
+        elapsed = max(now - self.last_time, 1e-9)
+        m = {**m, "lr": lr, "tokens_per_s": m["tokens"] / elapsed, "seq_per_s": m["sequences"] / elapsed}
+        if grad_norm is not None:  # a float or a 0-d tensor, depending on the ZeRO stage
+            m["grad_norm"] = float(grad_norm)
+        if loss_scale is not None:
+            m["loss_scale"] = float(loss_scale)
+        self.last_time, self.last_step = now, step
+        if self.active:
+            self.bar.set_postfix_str(f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
+                                     f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} "
+                                     f"{m['tokens_per_s']:,.0f} tok/s", refresh=False)
+            self.scalars("train", m, step)
+        return m
+
+    def eval(self, step: int, m: dict[str, float]) -> None:
+        if self.active:
+            self.bar.write(f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%} | "
+                           f"nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}")
+            self.scalars("eval", m, step)
+
+    def scalars(self, prefix: str, m: dict[str, float], step: int) -> None:
+        with open(self.jsonl, "a") as f:
+            f.write(json.dumps({"split": prefix, "step": step, **m}) + "\n")
+        if self.writer is not None:
+            for k, v in m.items():
+                if k not in ("tokens", "sequences"):
+                    self.writer.add_scalar(f"{prefix}/{k}", v, step)
+
+    def restart_clock(self) -> None:
+        """After an evaluation or a save, so tokens/s measures training alone."""
+        self.last_time = time.perf_counter()
+
+    def step(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def write(self, text: str) -> None:
+        if self.active:
+            self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,263 @@
+"""Pretrain BERT (MLM + NSP) with DeepSpeed: setup → fit → finish.
+
+    deepspeed bertpt/pretrain.py --deepspeed_config ds_configs/zero2.json [--data DIR --model bert-base ...]
+
+Also runs under torchrun, mpirun and plain `python` (one process). With no --data it trains on the
+built-in demo corpus (Python's own documentation), prepared on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # run as a script: keep bertpt/'s modules from shadowing top-level ones
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from bertpt import checkpoint, distributed
+from bertpt.config import PretrainConfig, load_ds_config, parse_args
+from bertpt.dataset import EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches, load_meta
+from bertpt.errors import BertptError, exit_on_error
+from bertpt.metrics import Reporter, Sums
+from bertpt.model import BertForPreTraining, bert_config, num_parameters
+from bertpt.optim import check_lamb, lamb_fallback
+from bertpt.prepare import builtin_data_dir, prepare_builtin
+
+
+@dataclass
+class Run:
+    """What setup builds and fit advances."""
+    cfg: PretrainConfig
+    engine: object
+    meta: dict
+    data_dir: Path
+    ckpt_dir: Path
+    ds_config: dict
+    rank: int
+    world: int
+    step: int
+    consumed: int
+    train_batches: DataLoader
+    eval_loader: DataLoader
+    reporter: Reporter
+    start_step: int = 0
+    last: dict = field(default_factory=dict)  # latest train and eval metrics, for the summary
+
+
+def setup(cfg: PretrainConfig, ds_path: str) -> Run:
+    rank, world, local_rank = distributed.init()
+    data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
+    meta = load_meta(data_dir)
+    ds_config = load_ds_config(ds_path, cfg.max_steps)
+    check_lamb(ds_config)
+    _check_ds_config(ds_config, ds_path)
+    model_config = bert_config(cfg.model, meta["vocab_size"], meta["special_ids"]["pad"])
+    if model_config.max_position_embeddings < meta["max_seq_length"]:
+        raise BertptError(f"{data_dir} holds sequences of {meta['max_seq_length']} tokens but the model has only "
+                          f"{model_config.max_position_embeddings} positions; use data prepared with a shorter "
+                          "--max_seq_length or a model with more max_position_embeddings")
+    ckpt_dir = Path(cfg.output_dir) / "checkpoints"
+    resume_from = checkpoint.find_resume(cfg.resume, ckpt_dir)
+    _check_writable(Path(cfg.output_dir))
+
+    import deepspeed  # after the cheap checks above, so bad input fails fast
+
+    seed_everything(cfg.seed)  # identical initial weights on every rank
+    model = BertForPreTraining(model_config)
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
+                                      optimizer=lamb_fallback(ds_config))
+    seed_everything(cfg.seed + rank)  # but independent dropout per rank
+
+    step = consumed = 0
+    if resume_from is not None:
+        expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta["tokenizer_hash"]}
+        state = checkpoint.load(engine, *resume_from, expect=expect)["bertpt"]
+        step, consumed = state["step"], state["consumed_samples"]
+    if rank == 0:
+        checkpoint.write_static_files(ckpt_dir, model_config, data_dir / meta["tokenizer"], meta["tokenizer_hash"])
+
+    micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
+    if consumed % engine.train_batch_size():
+        raise BertptError(f"the checkpoint consumed {consumed} samples, not a whole number of global batches of "
+                          f"{engine.train_batch_size()}: the global batch changed since it was saved; resume "
+                          "with the same batch sizes and world size")
+    train = PretrainingData(data_dir, "train")
+    sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
+    # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
+    # from the global one would shift the dropout stream (and break bitwise-exact resume).
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=MaskingCollator(meta, cfg.seed),
+                              num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+                              generator=torch.Generator().manual_seed(cfg.seed))
+    split = "val" if "val" in meta["splits"] else "train"
+    held_out = PretrainingData(data_dir, split)
+    eval_loader = DataLoader(held_out, batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
+                             collate_fn=MaskingCollator(meta, cfg.seed, stream=EVAL_STREAM),
+                             generator=torch.Generator().manual_seed(cfg.seed))
+
+    reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps)
+    reporter.write(f"bertpt: {cfg.model} ({num_parameters(model) / 1e6:.1f}M parameters), data {data_dir} "
+                   f"({len(train)} training instances of {meta['max_seq_length']} tokens), world size {world}, "
+                   f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
+                   f"ZeRO stage {engine.zero_optimization_stage()}, {_precision(engine)}"
+                   + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
+    return Run(cfg, engine, meta, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
+               iter(train_loader), eval_loader, reporter, start_step=step)
+
+
+def fit(run: Run) -> None:
+    engine, cfg, rep = run.engine, run.cfg, run.reporter
+    sums = Sums(engine.device)
+    end = min(cfg.max_steps, run.step + cfg.steps_this_run) if cfg.steps_this_run else cfg.max_steps
+    for step in range(run.step + 1, end + 1):
+        for _ in range(engine.gradient_accumulation_steps()):
+            batch = {k: v.to(engine.device, non_blocking=True) for k, v in next(run.train_batches).items()}
+            out = engine(**batch)
+            engine.backward(out.loss)
+            engine.step()  # optimizer, LR schedule, clipping, loss scaling: all as the JSON says
+            sums.add(out, batch)
+        run.step, run.consumed = step, run.consumed + engine.train_batch_size()
+        rep.step()
+        last = step == end
+        if step % cfg.log_steps == 0 or last:
+            run.last["train"] = rep.train(step, sums.reduce(), engine.get_lr()[0], engine.get_global_grad_norm(),
+                                          engine.optimizer.loss_scale if engine.fp16_enabled() else None)
+        if (cfg.eval_steps and step % cfg.eval_steps == 0) or last:
+            run.last["eval"] = evaluate(run)
+            rep.eval(step, run.last["eval"])
+        if (cfg.save_steps and step % cfg.save_steps == 0) or last:
+            save(run)
+        rep.restart_clock() if step % cfg.log_steps == 0 else None
+
+
+@torch.no_grad()
+def evaluate(run: Run) -> dict[str, float]:
+    engine = run.engine
+    engine.eval()
+    sums = Sums(engine.device)
+    for batch in run.eval_loader:
+        batch = {k: v.to(engine.device) for k, v in batch.items()}
+        sums.add(engine(**batch), batch)
+    engine.train()
+    m = sums.reduce()
+    return {k: m[k] for k in ("loss", "mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}
+
+
+def save(run: Run) -> None:
+    state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta["tokenizer_hash"])
+    tag = checkpoint.save(run.engine, run.ckpt_dir, run.step, state)
+    if run.rank == 0:
+        summary = {"step": run.step, "consumed_samples": run.consumed,
+                   **{f"{split}_{k}": round(v, 4) for split, m in run.last.items() for k, v in m.items()
+                      if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}}
+        (run.ckpt_dir / tag / "bertpt_summary.json").write_text(json.dumps(summary, indent=2))
+    run.reporter.write(f"step {run.step}: saved checkpoint {run.ckpt_dir / tag}")
+
+
+def finish(run: Run, seconds: float) -> None:
+    from bertpt.export import export_hf
+
+    hf_dir = Path(run.cfg.output_dir) / "hf"
+    if run.rank == 0 and (run.ckpt_dir / "latest").is_file():
+        export_hf(run.ckpt_dir, hf_dir)
+    distributed.barrier()
+    run.reporter.close()
+    if run.rank != 0:
+        return
+    steps = run.step - run.start_step
+    tr, ev = run.last.get("train"), run.last.get("eval")
+    lines = [f"bertpt: finished at step {run.step} of {run.cfg.max_steps} ({steps} steps this run, {seconds:.0f} s)"]
+    if tr:
+        lines.append(f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%} | nsp loss {tr['nsp_loss']:.4f} "
+                     f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s (last {run.cfg.log_steps} steps)")
+    if ev:
+        lines.append(f"  eval   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
+                     f"acc {ev['nsp_acc']:.2%}")
+    lines += [f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
+              f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
+              f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)"]
+    print("\n".join(lines), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """BERT's rule: no weight decay on biases and LayerNorm weights (the decay value is the JSON's)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():  # shared (tied) parameters appear once
+        (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _builtin_data(local_rank: int) -> Path:
+    target = builtin_data_dir()
+    if local_rank == 0 and not (target / "meta.json").exists():
+        print(f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}", flush=True)
+        prepare_builtin(target, progress=True)
+    distributed.barrier()
+    return target
+
+
+def _check_ds_config(ds_config: dict, ds_path: str) -> None:
+    """Let DeepSpeed's own parser and accelerator judge the JSON now, and say what is wrong in one line."""
+    from deepspeed.accelerator import get_accelerator
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    acc = get_accelerator()
+    for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", acc.is_bf16_supported)):
+        if (ds_config.get(precision) or {}).get("enabled") and not supported():
+            raise BertptError(f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
+                              f"({acc.device_name()}) does not support; use a preset with the other precision "
+                              "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32")
+    try:
+        DeepSpeedConfig(ds_config)
+    except Exception as e:  # noqa: BLE001 -- assertion, pydantic and value errors alike
+        msg = " ".join(str(e).split())
+        hint = ("; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
+                "so the global batch follows the world size") if "batch" in msg.lower() else ""
+        raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BertptError(f"--output_dir {out}: not writable ({e.strerror})") from None
+
+
+def _precision(engine) -> str:
+    return "fp16 (dynamic loss scaling)" if engine.fp16_enabled() else "bf16" if engine.bfloat16_enabled() else "fp32"
+
+
+def main(argv: list[str] | None = None) -> None:
+    with exit_on_error("bertpt-pretrain"):
+        cfg, ds_path = parse_args(argv)
+        t0 = time.time()
+        run = setup(cfg, ds_path)
+        if run.step >= cfg.max_steps:
+            run.reporter.write(f"bertpt: the checkpoint is already at step {run.step}; raise --max_steps to train on")
+        fit(run)
+        finish(run, time.time() - t0)
+        distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

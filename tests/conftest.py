@@ -1,0 +1,39 @@
+"""Shared fixtures: a small real-text corpus and a prepared data directory built from it.
+
+The text is the built-in corpus (the Python standard library's own documentation), so the tests
+need no download and no file outside the Python installation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from bertpt.corpus import builtin_documents
+from bertpt.prepare import PrepareConfig, prepare
+
+@pytest.fixture(scope="session")
+def documents() -> list[list[str]]:
+    """About 150 real English documents (lists of sentences)."""
+    return list(itertools.islice(builtin_documents(), 150))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory, documents) -> Path:
+    """The documents as text files: one sentence per line, blank line between documents."""
+    d = tmp_path_factory.mktemp("corpus")
+    for k in range(3):
+        chunk = documents[k::3]
+        (d / f"part{k}.txt").write_text("\n\n".join("\n".join(doc) for doc in chunk) + "\n", encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, corpus_dir) -> Path:
+    """A prepared directory small enough for fast end-to-end runs: 1000-token vocab, length 64."""
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=64, dupe_factor=2,
+                          val_fraction=0.1, shard_size=500), inputs=[str(corpus_dir)], progress=False)
+    return out

@@ -1,0 +1,72 @@
+"""Helpers for the tests: DeepSpeed JSONs derived from the presets, launching, reading metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PRETRAIN = str(REPO / "bertpt" / "pretrain.py")
+
+
+def ds_config(tmp_path: Path, preset: str, precision: str | None = None, micro: int = 4, accum: int = 1,
+              **overrides) -> str:
+    """A preset from ds_configs/ with test-sized batches; precision 'fp32' drops bf16/fp16."""
+    cfg = json.loads((REPO / "ds_configs" / f"{preset}.json").read_text())
+    cfg["train_micro_batch_size_per_gpu"], cfg["gradient_accumulation_steps"] = micro, accum
+    if precision == "fp32":
+        cfg.pop("bf16", None)
+        cfg.pop("fp16", None)
+    cfg.update(overrides)
+    path = tmp_path / f"{preset}-{precision or 'preset'}-{micro}x{accum}.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def read_metrics(output_dir: Path, split: str = "train") -> dict[int, dict]:
+    rows = [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if r["split"] == split}
+
+
+def launch_env() -> dict[str, str]:
+    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE"):
+        env.pop(var, None)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], timeout: int = 600, check: bool = True, cwd: Path = REPO,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command, capturing output; on an unexpected exit code fail with its output's tail."""
+    proc = subprocess.run(cmd, cwd=cwd, env={**launch_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                             f"\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def train_args(data: Path, out: Path, config: str, steps: int, *extra: str) -> list[str]:
+    """bertpt-pretrain flags for a fast tiny run that logs every step."""
+    return ["--deepspeed_config", config, "--data", str(data), "--output_dir", str(out), "--model", "bert-tiny",
+            "--max_steps", str(steps), "--log_steps", "1", "--eval_steps", "0", "--eval_samples", "32",
+            "--num_workers", "0", *extra]
+
+
+def deepspeed_cmd(nproc: int, *args: str) -> list[str]:
+    return ["deepspeed", "--num_gpus", str(nproc), "--master_port", str(free_port()), PRETRAIN, *args]
+
+
+def python_cmd(*args: str) -> list[str]:
+    return [sys.executable, PRETRAIN, *args]

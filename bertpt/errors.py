@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
@@ -31,3 +32,14 @@ def exit_on_error(prog: str):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
+
+
+def require_writable_dir(path: Path, flag: str) -> None:
+    """Create `path` if needed and prove it writable now, before hours of work go into it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BertptError(f"{flag} {path}: not writable ({e.strerror})") from None

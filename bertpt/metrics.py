@@ -5,6 +5,7 @@ standard library when the package directory is on sys.path)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -52,18 +53,18 @@ class Reporter:
         if self.active:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(output_dir / "tb"))
-        self.last_time, self.last_step = time.perf_counter(), start_step
+        self.last_time, self.excluded = time.perf_counter(), 0.0
 
     def train(self, step: int, m: dict[str, float], lr: float, grad_norm: float | None,
               loss_scale: float | None) -> dict[str, float]:
         now = time.perf_counter()
-        elapsed = max(now - self.last_time, 1e-9)
+        elapsed = max(now - self.last_time - self.excluded, 1e-9)
         m = {**m, "lr": lr, "tokens_per_s": m["tokens"] / elapsed, "seq_per_s": m["sequences"] / elapsed}
         if grad_norm is not None:  # a float or a 0-d tensor, depending on the ZeRO stage
             m["grad_norm"] = float(grad_norm)
         if loss_scale is not None:
             m["loss_scale"] = float(loss_scale)
-        self.last_time, self.last_step = now, step
+        self.last_time, self.excluded = now, 0.0
         if self.active:
             self.bar.set_postfix_str(f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
                                      f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} "
@@ -85,9 +86,14 @@ class Reporter:
                 if k not in ("tokens", "sequences"):
                     self.writer.add_scalar(f"{prefix}/{k}", v, step)
 
-    def restart_clock(self) -> None:
-        """After an evaluation or a save, so tokens/s measures training alone."""
-        self.last_time = time.perf_counter()
+    @contextlib.contextmanager
+    def paused(self):
+        """Evaluation and checkpointing inside this block do not count against tokens/s."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - start
 
     def step(self, n: int = 1) -> None:
         self.bar.update(n)

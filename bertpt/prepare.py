@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from bertpt import __version__
 from bertpt.corpus import builtin_documents, list_text_files, read_documents
-from bertpt.errors import BertptError, exit_on_error
+from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.instances import Instance, create_instances
 from bertpt.tokenizer import (load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
                               train_tokenizer)
@@ -169,13 +169,7 @@ def _claim_output_dir(out: Path, overwrite: bool) -> None:
     elif out.exists() and any(p.name != "tokenizer" and not p.name.endswith(".npy") for p in out.iterdir()):
         raise BertptError(f"--output_dir {out} is not empty and is not a bertpt data directory; choose an "
                           "empty or new directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise BertptError(f"--output_dir {out}: not writable ({e.strerror})") from None
+    require_writable_dir(out, "--output_dir")
 
 
 def _tokenize(tok, docs: list[list[str]], progress: bool, batch_docs: int = 256) -> list[list[list[int]]]:

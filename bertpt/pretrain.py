@@ -8,7 +8,6 @@ built-in demo corpus (Python's own documentation), prepared on first use.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).r
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from bertpt import checkpoint, distributed
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.dataset import EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches, load_meta
-from bertpt.errors import BertptError, exit_on_error
+from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
@@ -47,7 +47,7 @@ class Run:
     world: int
     step: int
     consumed: int
-    train_batches: DataLoader
+    train_batches: Iterator[dict]  # endless: the sampler never stops
     eval_loader: DataLoader
     reporter: Reporter
     start_step: int = 0
@@ -68,12 +68,13 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                           "--max_seq_length or a model with more max_position_embeddings")
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
     resume_from = checkpoint.find_resume(cfg.resume, ckpt_dir)
-    _check_writable(Path(cfg.output_dir))
+    require_writable_dir(Path(cfg.output_dir), "--output_dir")
 
     import deepspeed  # after the cheap checks above, so bad input fails fast
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config)
+    n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
     engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
                                       optimizer=lamb_fallback(ds_config))
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
@@ -105,7 +106,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                              generator=torch.Generator().manual_seed(cfg.seed))
 
     reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps)
-    reporter.write(f"bertpt: {cfg.model} ({num_parameters(model) / 1e6:.1f}M parameters), data {data_dir} "
+    reporter.write(f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
                    f"({len(train)} training instances of {meta['max_seq_length']} tokens), world size {world}, "
                    f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
                    f"ZeRO stage {engine.zero_optimization_stage()}, {_precision(engine)}"
@@ -131,12 +132,12 @@ def fit(run: Run) -> None:
         if step % cfg.log_steps == 0 or last:
             run.last["train"] = rep.train(step, sums.reduce(), engine.get_lr()[0], engine.get_global_grad_norm(),
                                           engine.optimizer.loss_scale if engine.fp16_enabled() else None)
-        if (cfg.eval_steps and step % cfg.eval_steps == 0) or last:
-            run.last["eval"] = evaluate(run)
-            rep.eval(step, run.last["eval"])
-        if (cfg.save_steps and step % cfg.save_steps == 0) or last:
-            save(run)
-        rep.restart_clock() if step % cfg.log_steps == 0 else None
+        with rep.paused():
+            if (cfg.eval_steps and step % cfg.eval_steps == 0) or last:
+                run.last["eval"] = evaluate(run)
+                rep.eval(step, run.last["eval"])
+            if (cfg.save_steps and step % cfg.save_steps == 0) or last:
+                save(run)
 
 
 @torch.no_grad()
@@ -231,16 +232,6 @@ def _check_ds_config(ds_config: dict, ds_path: str) -> None:
         hint = ("; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
                 "so the global batch follows the world size") if "batch" in msg.lower() else ""
         raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise BertptError(f"--output_dir {out}: not writable ({e.strerror})") from None
 
 
 def _precision(engine) -> str:

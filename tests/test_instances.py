@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from transformers import BertTokenizerFast
 
 from bertpt.instances import create_instances, truncate_seq_pair
 from bertpt.tokenizer import train_tokenizer

@@ -1,0 +1,51 @@
+"""Metric sums: exact averages over micro-steps; the reporter's files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from bertpt.metrics import Reporter, Sums
+from bertpt.model import PretrainingOutput
+
+
+@pytest.fixture
+def world_of_one(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def output(loss, mlm, nsp, mlm_correct, mlm_count, nsp_correct):
+    t = lambda x: torch.tensor(float(x))
+    return PretrainingOutput(loss=t(loss), mlm_loss=t(mlm), nsp_loss=t(nsp), mlm_correct=t(mlm_correct),
+                             mlm_count=t(mlm_count), nsp_correct=t(nsp_correct))
+
+
+def test_sums_average_over_micro_steps(world_of_one):
+    sums = Sums("cpu")
+    batch = {"input_ids": torch.zeros(4, 8), "attention_mask": torch.ones(4, 8)}
+    batch["attention_mask"][0, 5:] = 0
+    sums.add(output(3.0, 2.5, 0.5, 6, 10, 3), batch)
+    sums.add(output(5.0, 4.0, 1.0, 2, 10, 1), batch)
+    m = sums.reduce()
+    assert m["loss"] == pytest.approx(4.0) and m["mlm_loss"] == pytest.approx(3.25)
+    assert m["mlm_acc"] == pytest.approx(8 / 20) and m["nsp_acc"] == pytest.approx(4 / 8)
+    assert m["tokens"] == 2 * 29 and m["sequences"] == 8
+    assert sums.reduce()["tokens"] == 0  # reduce resets
+
+
+def test_reporter_writes_jsonl_and_tensorboard(tmp_path):
+    rep = Reporter(0, tmp_path, start_step=0, max_steps=10)
+    m = rep.train(5, {"loss": 1.0, "mlm_loss": 0.7, "nsp_loss": 0.3, "mlm_acc": 0.5, "nsp_acc": 0.6,
+                      "tokens": 1000.0, "sequences": 10.0}, lr=1e-4, grad_norm=torch.tensor(2.0), loss_scale=None)
+    assert m["grad_norm"] == 2.0 and m["tokens_per_s"] > 0
+    rep.eval(5, {"loss": 1.1, "mlm_loss": 0.8, "nsp_loss": 0.3, "mlm_acc": 0.4, "nsp_acc": 0.5})
+    rep.close()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["split"], r["step"]) for r in rows] == [("train", 5), ("eval", 5)]
+    assert rows[0]["lr"] == 1e-4 and "loss_scale" not in rows[0]
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())

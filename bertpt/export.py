@@ -2,9 +2,10 @@
 
     bertpt-export runs/bertpt/checkpoints runs/bertpt/hf [--tag step_000500]
 
-Weights are consolidated with DeepSpeed's own ZeRO-to-fp32 machinery (any ZeRO stage, any number
-of ranks). A checkpoint without ZeRO partitions (stage 0 with fp32 or fp16 master weights kept by
-DeepSpeed's FP16 optimizer) has the full model in its model-states file, which is used instead.
+Weights are consolidated with DeepSpeed's own ZeRO-to-fp32 machinery (ZeRO 1-3, any number of
+ranks): the fp32 master weights. A ZeRO-0 checkpoint has no partitions; its model-states file holds
+the whole model in the training precision, which is used instead (exact for fp32; bf16/fp16 weights,
+the ones the engine computed with, are upcast to fp32).
 """
 
 from __future__ import annotations

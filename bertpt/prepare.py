@@ -128,10 +128,12 @@ def prepare(cfg: PrepareConfig, inputs: list[str] | None = None, documents=None,
         instances = create_instances(split_docs, cfg.max_seq_length, cfg.short_seq_prob, cfg.dupe_factor,
                                      rng, on_document=bar.update)
         bar.close()
+        if not instances:
+            continue
         split_meta[name] = _write_shards(out, name, instances, ids["cls"], ids["sep"], token_dtype, cfg.shard_size)
         split_meta[name]["documents"] = len(split_docs)
         split_meta[name]["sentences"] = sum(len(d) for d in split_docs)
-    if "train" not in split_meta or split_meta["train"]["instances"] == 0:
+    if "train" not in split_meta:
         raise BertptError("the input is too small to make a single training instance")
 
     save_tokenizer(tok, out / "tokenizer")

@@ -110,7 +110,8 @@ def prepare(cfg: PrepareConfig, inputs: list[str] | None = None, documents=None,
     # Hold out whole documents, so validation never sees a sentence of a training document.
     order = list(range(len(ids_docs)))
     random.Random(cfg.seed).shuffle(order)
-    n_val = max(1, round(cfg.val_fraction * len(order))) if cfg.val_fraction > 0 and len(order) >= 2 else 0
+    # At least one validation document, and always at least one training document.
+    n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order)))) if cfg.val_fraction > 0 else 0
     splits = {"train": [ids_docs[i] for i in sorted(order[n_val:])],
               "val": [ids_docs[i] for i in sorted(order[:n_val])]}
 
@@ -128,14 +129,9 @@ def prepare(cfg: PrepareConfig, inputs: list[str] | None = None, documents=None,
         instances = create_instances(split_docs, cfg.max_seq_length, cfg.short_seq_prob, cfg.dupe_factor,
                                      rng, on_document=bar.update)
         bar.close()
-        if not instances:
-            continue
         split_meta[name] = _write_shards(out, name, instances, ids["cls"], ids["sep"], token_dtype, cfg.shard_size)
         split_meta[name]["documents"] = len(split_docs)
         split_meta[name]["sentences"] = sum(len(d) for d in split_docs)
-    if "train" not in split_meta:
-        raise BertptError("the input is too small to make a single training instance")
-
     save_tokenizer(tok, out / "tokenizer")
     meta = {
         "format": FORMAT_VERSION,

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bertpt.errors import BertptError
-from bertpt.prepare import FORMAT_VERSION
+from bertpt.shards import FORMAT_VERSION
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
@@ -45,11 +45,14 @@ class PretrainingData(Dataset):
         meta = load_meta(data_dir)
         if split not in meta["splits"]:
             raise BertptError(f"{data_dir} has no '{split}' split")
-        self.ids, self.idx = [], []
+        self.static = meta["masking"]["static"]
+        self.ids, self.idx, self.mlm = [], [], []
         for stem in meta["splits"][split]["shards"]:
             try:
                 self.ids.append(np.load(Path(data_dir) / f"{stem}.ids.npy", mmap_mode="r"))
                 self.idx.append(np.load(Path(data_dir) / f"{stem}.idx.npy", mmap_mode="r"))
+                if self.static:
+                    self.mlm.append(np.load(Path(data_dir) / f"{stem}.mlm.npy", mmap_mode="r"))
             except (OSError, ValueError) as e:
                 raise BertptError(f"{data_dir}: shard {stem} is missing or damaged ({e}); prepare the data again") from None
         self.starts = np.cumsum([0] + [len(i) for i in self.idx])  # first index of each shard
@@ -57,12 +60,15 @@ class PretrainingData(Dataset):
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[int, np.ndarray, int, int]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, np.ndarray, int, int, np.ndarray | None]:
+        """(position, token ids, length of [CLS] A [SEP], is_random_next, static masks or None), where
+        static masks are (position, label) rows and the token ids already show the masking."""
         position, index = key
         shard = int(np.searchsorted(self.starts, index, side="right")) - 1
-        offset, length, a_len, is_random_next = self.idx[shard][index - self.starts[shard]]
+        offset, length, a_len, is_random_next, m_offset, m_count = self.idx[shard][index - self.starts[shard]]
         tokens = np.asarray(self.ids[shard][offset:offset + length], dtype=np.int64)
-        return position, tokens, int(a_len), int(is_random_next)
+        masks = np.asarray(self.mlm[shard][m_offset:m_offset + m_count]) if self.static else None
+        return position, tokens, int(a_len), int(is_random_next), masks
 
 
 class StreamSampler:
@@ -100,28 +106,56 @@ def eval_batches(n: int, eval_samples: int, micro: int, world: int, rank: int) -
             for b in range(rounds)]
 
 
+def continuation_ids(data_dir: str | Path) -> np.ndarray:
+    """is_continuation[id] for the prepared directory's tokenizer (a `##` WordPiece)."""
+    from bertpt.tokenizer import continuation_table, load_tokenizer
+
+    return np.array(continuation_table(load_tokenizer(Path(data_dir) / load_meta(data_dir)["tokenizer"])))
+
+
 class MaskingCollator:
     """Pads a batch and masks it, Google's rule, with per-position seeded randomness.
 
     Per instance: k = min(max_predictions, max(1, round(masked_lm_prob * length))) positions are
     chosen among the non-special tokens (length counts [CLS] and [SEP]s, as Google's does); each is
-    replaced by [MASK] 80% of the time, by a random vocabulary token 10%, kept 10%.
+    replaced by [MASK] 80% of the time, by a random vocabulary token 10%, kept 10%. With whole-word
+    masking (`is_continuation` given) candidates are words: a `##` piece joins the piece before it,
+    words are taken in random order while they fit in k, as Google's whole-word rule does. Data
+    prepared with static masking already carries its masks: they are used as they are.
     """
 
-    def __init__(self, meta: dict, seed: int, stream: int = TRAIN_STREAM):
+    def __init__(self, meta: dict, seed: int, stream: int = TRAIN_STREAM, is_continuation: np.ndarray | None = None):
         ids = meta["special_ids"]
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = ids["pad"], ids["cls"], ids["sep"], ids["mask"]
         self.vocab_size = meta["vocab_size"]
         self.max_predictions = meta["max_predictions_per_seq"]
         self.masked_lm_prob = meta["masked_lm_prob"]
         self.seed, self.stream = seed, stream
+        if meta["masking"]["whole_word"] and not meta["masking"]["static"] and is_continuation is None:
+            raise ValueError("whole-word masking needs is_continuation (dataset.continuation_ids)")
+        self.is_continuation = is_continuation
 
     def mask(self, tokens: np.ndarray, position: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns (masked input ids, labels with -100 where nothing is predicted)."""
         rng = np.random.default_rng([self.seed, self.stream, position])
         candidates = np.flatnonzero((tokens != self.cls_id) & (tokens != self.sep_id))
         k = min(self.max_predictions, max(1, int(round(len(tokens) * self.masked_lm_prob))), len(candidates))
-        chosen = rng.permutation(candidates)[:k]
+        if self.is_continuation is None:
+            chosen = rng.permutation(candidates)[:k]
+        else:
+            starts = ~self.is_continuation[tokens[candidates]]
+            starts[:1] = True  # Google: a ## piece with no candidate before it starts a word
+            word = np.cumsum(starts) - 1  # word index of each candidate
+            sizes = np.bincount(word)
+            taken, count = [], 0
+            for w in rng.permutation(len(sizes)).tolist():
+                if count >= k:
+                    break
+                if count + sizes[w] <= k:  # a word that does not fit is skipped, not split
+                    taken.append(w)
+                    count += int(sizes[w])
+            chosen = candidates[np.isin(word, taken)]
+            k = len(chosen)
         roll, coin, random_tokens = rng.random(k), rng.random(k), rng.integers(0, self.vocab_size, k)
         inputs, labels = tokens.copy(), np.full_like(tokens, -100)
         labels[chosen] = tokens[chosen]
@@ -129,16 +163,20 @@ class MaskingCollator:
         inputs[chosen] = replacement
         return inputs, labels
 
-    def __call__(self, items: list[tuple[int, np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
-        length = max(len(tokens) for _, tokens, _, _ in items)  # pad to the batch's longest, not max_seq_length
+    def __call__(self, items: list[tuple[int, np.ndarray, int, int, np.ndarray | None]]) -> dict[str, torch.Tensor]:
+        length = max(len(item[1]) for item in items)  # pad to the batch's longest, not max_seq_length
         B = len(items)
         input_ids = torch.full((B, length), self.pad_id, dtype=torch.long)
         token_type_ids = torch.zeros((B, length), dtype=torch.long)
         attention_mask = torch.zeros((B, length), dtype=torch.long)
         labels = torch.full((B, length), -100, dtype=torch.long)
         next_sentence_label = torch.empty(B, dtype=torch.long)
-        for row, (position, tokens, a_len, is_random_next) in enumerate(items):
-            inputs, lab = self.mask(tokens, position)
+        for row, (position, tokens, a_len, is_random_next, masks) in enumerate(items):
+            if masks is None:
+                inputs, lab = self.mask(tokens, position)
+            else:  # static: the stored ids already show the masks
+                inputs, lab = tokens, np.full_like(tokens, -100)
+                lab[masks[:, 0]] = masks[:, 1]
             n = len(tokens)
             input_ids[row, :n] = torch.from_numpy(inputs)
             labels[row, :n] = torch.from_numpy(lab)

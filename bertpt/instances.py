@@ -1,52 +1,83 @@
 """Next-sentence-prediction instances, exactly as Google's create_pretraining_data.py makes them.
 
-A line-for-line port of `create_training_instances` / `create_instances_from_document` /
-`truncate_seq_pair` from google-research/bert, on token ids instead of token strings, with the same
-`random.Random` call sequence, so the same seed gives the same segmentation. Masking is not done
-here: bertpt masks dynamically at batch time (dataset.py), so each epoch sees new masks.
+A port of `create_training_instances` / `create_instances_from_document` / `truncate_seq_pair` /
+`create_masked_lm_predictions` from google-research/bert with the same `random.Random` call
+sequence, so the same seed and documents give the same instances (and, with static masking, the
+same masks). What differs is the representation, for speed and memory: the tokens of a chunk of
+documents lie back to back in one flat array, a document is the list of its segments' start
+offsets into that array, and an instance is two (start, end) spans, A and B. A segment (one
+sentence) is contiguous and so is every run of consecutive segments, so A and B always are spans,
+and Google's one-token-at-a-time truncation just moves their ends.
 
-A document is a list of segments (one tokenized sentence each, a list of ids). An instance is
-`[CLS] A [SEP] B [SEP]` with segment ids 0 for `[CLS] A [SEP]` and 1 for `B [SEP]`.
+An instance becomes `[CLS] A [SEP] B [SEP]`, segment ids 0 for `[CLS] A [SEP]` and 1 for `B [SEP]`.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-Segment = list[int]
-Document = list[Segment]
+import numpy as np
+
+# A document: starts[j] is where segment j begins in the flat token array, starts[-1] where the last
+# one ends (n segments -> n + 1 offsets).
+Document = list[int]
 
 
-@dataclass
-class Instance:
-    tokens_a: list[int]
-    tokens_b: list[int]
+class Masks(NamedTuple):
+    """Static masks of one instance, positions into `[CLS] A [SEP] B [SEP]`, sorted."""
+    positions: list[int]
+    replacements: list[int]  # what the input shows at each position: [MASK], a random or the same id
+    labels: list[int]        # the original ids, to predict
+
+
+class Instance(NamedTuple):
+    a_start: int
+    a_end: int
+    b_start: int
+    b_end: int
     is_random_next: bool
+    masks: Masks | None = None
 
 
-def create_instances(documents: list[Document], max_seq_length: int, short_seq_prob: float,
-                     dupe_factor: int, rng: random.Random,
-                     on_document: Callable[[], object] | None = None) -> list[Instance]:
-    """Google's create_training_instances after tokenization: shuffle documents, make `dupe_factor`
-    passes (each a different segmentation, since the rng moves on), shuffle the instances."""
-    documents = [d for d in documents if d]
+def documents_from_lengths(segment_lengths: Sequence[Sequence[int]]) -> list[Document]:
+    """Documents laid back to back in the flat array, in order; each is a list of segment lengths.
+    Empty documents keep their (empty) place so that offsets stay right; create_instances drops them."""
+    docs, offset = [], 0
+    for lengths in segment_lengths:
+        starts = [offset]
+        for n in lengths:
+            offset += n
+            starts.append(offset)
+        docs.append(starts)
+    return docs
+
+
+def create_instances(documents: list[Document], max_seq_length: int, short_seq_prob: float, dupe_factor: int,
+                     rng: random.Random, masker: Callable[[Instance, random.Random], Masks] | None = None,
+                     ) -> list[Instance]:
+    """Google's create_training_instances after tokenization: drop empty documents, shuffle the
+    documents, make `dupe_factor` passes (each a different segmentation, since the rng moves on),
+    shuffle the instances. `masker` (static masking) runs right after each instance is cut, on the
+    same rng, as Google's does."""
+    documents = [d for d in documents if len(d) > 1]
     rng.shuffle(documents)
     instances: list[Instance] = []
     for _ in range(dupe_factor):
         for document_index in range(len(documents)):
             instances.extend(create_instances_from_document(
-                documents, document_index, max_seq_length, short_seq_prob, rng))
-            if on_document is not None:
-                on_document()
+                documents, document_index, max_seq_length, short_seq_prob, rng, masker))
     rng.shuffle(instances)
     return instances
 
 
 def create_instances_from_document(all_documents: list[Document], document_index: int, max_seq_length: int,
-                                   short_seq_prob: float, rng: random.Random) -> list[Instance]:
-    document = all_documents[document_index]
+                                   short_seq_prob: float, rng: random.Random,
+                                   masker: Callable[[Instance, random.Random], Masks] | None = None,
+                                   ) -> list[Instance]:
+    starts = all_documents[document_index]
+    n_segments = len(starts) - 1
     max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
 
     # Usually fill the whole sequence, but 10% of the time (short_seq_prob) aim for a shorter one,
@@ -56,59 +87,144 @@ def create_instances_from_document(all_documents: list[Document], document_index
         target_seq_length = rng.randint(2, max_num_tokens)
 
     instances: list[Instance] = []
-    current_chunk: list[Segment] = []
-    current_length = 0
+    chunk_first = 0  # the current chunk is segments [chunk_first, i]
     i = 0
-    while i < len(document):
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment)
-        if i == len(document) - 1 or current_length >= target_seq_length:
-            if current_chunk:
-                # How many segments of the chunk go into A.
-                a_end = 1
-                if len(current_chunk) >= 2:
-                    a_end = rng.randint(1, len(current_chunk) - 1)
-                tokens_a = [t for j in range(a_end) for t in current_chunk[j]]
+    while i < n_segments:
+        current_length = starts[i + 1] - starts[chunk_first]
+        if i == n_segments - 1 or current_length >= target_seq_length:
+            chunk_len = i + 1 - chunk_first
+            # How many segments of the chunk go into A.
+            a_end = 1
+            if chunk_len >= 2:
+                a_end = rng.randint(1, chunk_len - 1)
+            a_start, a_stop = starts[chunk_first], starts[chunk_first + a_end]
 
-                tokens_b: list[int] = []
-                if len(current_chunk) == 1 or rng.random() < 0.5:
-                    is_random_next = True
-                    target_b_length = target_seq_length - len(tokens_a)
-                    # Pick another document; with a tiny corpus this can still be the same one
-                    # after 10 tries, exactly as in Google's code.
-                    for _ in range(10):
-                        random_document_index = rng.randint(0, len(all_documents) - 1)
-                        if random_document_index != document_index:
-                            break
-                    random_document = all_documents[random_document_index]
-                    random_start = rng.randint(0, len(random_document) - 1)
-                    for j in range(random_start, len(random_document)):
-                        tokens_b.extend(random_document[j])
-                        if len(tokens_b) >= target_b_length:
-                            break
-                    # The chunk's segments that did not go into A are put back, not wasted.
-                    num_unused_segments = len(current_chunk) - a_end
-                    i -= num_unused_segments
-                else:
-                    is_random_next = False
-                    tokens_b = [t for j in range(a_end, len(current_chunk)) for t in current_chunk[j]]
+            if chunk_len == 1 or rng.random() < 0.5:
+                is_random_next = True
+                target_b_length = target_seq_length - (a_stop - a_start)
+                # Pick another document; with a tiny corpus this can still be the same one after
+                # 10 tries, exactly as in Google's code.
+                for _ in range(10):
+                    random_document_index = rng.randint(0, len(all_documents) - 1)
+                    if random_document_index != document_index:
+                        break
+                rd = all_documents[random_document_index]
+                random_start = rng.randint(0, len(rd) - 2)
+                j = random_start
+                while j < len(rd) - 1:  # add segments until B is long enough
+                    j += 1
+                    if rd[j] - rd[random_start] >= target_b_length:
+                        break
+                b_start, b_stop = rd[random_start], rd[j]
+                # The chunk's segments that did not go into A are put back, not wasted.
+                i -= chunk_len - a_end
+            else:
+                is_random_next = False
+                b_start, b_stop = a_stop, starts[i + 1]
 
-                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
-                assert len(tokens_a) >= 1 and len(tokens_b) >= 1
-                instances.append(Instance(tokens_a, tokens_b, is_random_next))
-            current_chunk = []
-            current_length = 0
+            a_start, a_stop, b_start, b_stop = truncate_seq_pair(a_start, a_stop, b_start, b_stop,
+                                                                 max_num_tokens, rng)
+            assert a_stop > a_start and b_stop > b_start
+            instance = Instance(a_start, a_stop, b_start, b_stop, is_random_next)
+            if masker is not None:
+                instance = instance._replace(masks=masker(instance, rng))
+            instances.append(instance)
+            chunk_first = i + 1
         i += 1
     return instances
 
 
-def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int, rng: random.Random) -> None:
+def truncate_seq_pair(a_start: int, a_end: int, b_start: int, b_end: int, max_num_tokens: int,
+                      rng: random.Random) -> tuple[int, int, int, int]:
     """Trim the longer side one token at a time, from the front or the back at random."""
-    while len(tokens_a) + len(tokens_b) > max_num_tokens:
-        trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        assert len(trunc_tokens) >= 1
-        if rng.random() < 0.5:
-            del trunc_tokens[0]
+    while (a_end - a_start) + (b_end - b_start) > max_num_tokens:
+        if a_end - a_start > b_end - b_start:
+            if rng.random() < 0.5:
+                a_start += 1
+            else:
+                a_end -= 1
         else:
-            trunc_tokens.pop()
+            if rng.random() < 0.5:
+                b_start += 1
+            else:
+                b_end -= 1
+    return a_start, a_end, b_start, b_end
+
+
+def instance_tokens(flat: np.ndarray, x: Instance, cls_id: int, sep_id: int) -> list[int]:
+    """`[CLS] A [SEP] B [SEP]` as a list of ids (before any static masking)."""
+    return [cls_id, *flat[x.a_start:x.a_end].tolist(), sep_id, *flat[x.b_start:x.b_end].tolist(), sep_id]
+
+
+def num_to_predict(length: int, masked_lm_prob: float, max_predictions: int) -> int:
+    """Google's count: 15% of the instance length ([CLS] and [SEP]s counted), at least 1."""
+    return min(max_predictions, max(1, int(round(length * masked_lm_prob))))
+
+
+class StaticMasker:
+    """Google's create_masked_lm_predictions on ids: candidates are all but [CLS]/[SEP] (with whole-word
+    masking a `##` piece joins the candidate before it), shuffled, taken while they fit the count;
+    each masked position shows [MASK] 80%, itself 10%, a random vocabulary id 10%."""
+
+    def __init__(self, flat: np.ndarray, ids: dict[str, int], vocab_size: int, masked_lm_prob: float,
+                 max_predictions: int, is_continuation: np.ndarray | None = None):
+        self.flat, self.cls_id, self.sep_id, self.mask_id = flat, ids["cls"], ids["sep"], ids["mask"]
+        self.vocab_size, self.masked_lm_prob, self.max_predictions = vocab_size, masked_lm_prob, max_predictions
+        self.is_continuation = is_continuation  # None: mask single pieces; else whole words
+
+    def __call__(self, x: Instance, rng: random.Random) -> Masks:
+        tokens = instance_tokens(self.flat, x, self.cls_id, self.sep_id)
+        cand_indexes: list[list[int]] = []
+        cont = self.is_continuation
+        for i, t in enumerate(tokens):
+            if t == self.cls_id or t == self.sep_id:
+                continue
+            if cont is not None and cand_indexes and cont[t]:
+                cand_indexes[-1].append(i)
+            else:
+                cand_indexes.append([i])
+        rng.shuffle(cand_indexes)
+        k = num_to_predict(len(tokens), self.masked_lm_prob, self.max_predictions)
+        chosen: list[tuple[int, int]] = []  # (position, what the input shows)
+        for index_set in cand_indexes:
+            if len(chosen) >= k:
+                break
+            if len(chosen) + len(index_set) > k:
+                continue
+            # (Google also checks the set against already covered positions; candidate sets are
+            # disjoint, so that check never fires and draws no random numbers.)
+            for index in index_set:
+                if rng.random() < 0.8:
+                    shown = self.mask_id
+                elif rng.random() < 0.5:
+                    shown = tokens[index]
+                else:
+                    shown = rng.randint(0, self.vocab_size - 1)
+                chosen.append((index, shown))
+        chosen.sort()
+        return Masks([p for p, _ in chosen], [s for _, s in chosen], [tokens[p] for p, _ in chosen])
+
+
+def google_instances(documents: list[list[list[int]]], max_seq_length: int, short_seq_prob: float,
+                     dupe_factor: int, rng: random.Random, ids: dict[str, int], vocab_size: int | None = None,
+                     masked_lm_prob: float = 0.15, max_predictions: int = 20,
+                     is_continuation: np.ndarray | None = None, static_masking: bool = False) -> list[dict]:
+    """Convenience form for tests and notebooks: documents as lists of segments (lists of ids) in,
+    instances as dicts out: tokens (masked when static), segment_ids, is_random_next, and with static
+    masking masked_lm_positions / masked_lm_labels."""
+    flat = np.array([t for d in documents for s in d for t in s], dtype=np.int64)
+    docs = documents_from_lengths([[len(s) for s in d if s] for d in documents])
+    masker = (StaticMasker(flat, ids, vocab_size, masked_lm_prob, max_predictions, is_continuation)
+              if static_masking else None)
+    out = []
+    for x in create_instances(docs, max_seq_length, short_seq_prob, dupe_factor, rng, masker):
+        tokens = instance_tokens(flat, x, ids["cls"], ids["sep"])
+        a_len = x.a_end - x.a_start + 2
+        row = {"tokens": tokens, "segment_ids": [0] * a_len + [1] * (len(tokens) - a_len),
+               "is_random_next": x.is_random_next}
+        if x.masks is not None:
+            for p, shown in zip(x.masks.positions, x.masks.replacements):
+                row["tokens"][p] = shown
+            row["masked_lm_positions"], row["masked_lm_labels"] = x.masks.positions, x.masks.labels
+        out.append(row)
+    return out

@@ -26,12 +26,13 @@ from torch.utils.data import DataLoader
 
 from bertpt import checkpoint, distributed
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
-from bertpt.dataset import EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches, load_meta
+from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
+                            eval_batches, load_meta)
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
-from bertpt.prepare import builtin_data_dir, prepare_builtin
+from bertpt.builtin import builtin_data_dir, prepare_builtin
 
 
 @dataclass
@@ -93,16 +94,17 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                           f"{engine.train_batch_size()}: the global batch changed since it was saved; resume "
                           "with the same batch sizes and world size")
     train = PretrainingData(data_dir, "train")
+    whole_words = continuation_ids(data_dir) if meta["masking"]["whole_word"] else None
     sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
     # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
     # from the global one would shift the dropout stream (and break bitwise-exact resume).
-    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=MaskingCollator(meta, cfg.seed),
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=MaskingCollator(meta, cfg.seed, is_continuation=whole_words),
                               num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
                               generator=torch.Generator().manual_seed(cfg.seed))
     split = "val" if "val" in meta["splits"] else "train"
     held_out = PretrainingData(data_dir, split)
     eval_loader = DataLoader(held_out, batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
-                             collate_fn=MaskingCollator(meta, cfg.seed, stream=EVAL_STREAM),
+                             collate_fn=MaskingCollator(meta, cfg.seed, EVAL_STREAM, whole_words),
                              generator=torch.Generator().manual_seed(cfg.seed))
 
     reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps)

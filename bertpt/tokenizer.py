@@ -17,20 +17,23 @@ from bertpt.errors import BertptError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, cased: bool = False, min_frequency: int = 2):
-    """Train a BERT WordPiece vocabulary on an iterable of texts (streamed, not held in memory)."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int, cased: bool = False, min_frequency: int = 2,
+                    strip_accents: bool | None = None, show_progress: bool = False):
+    """Train a BERT WordPiece vocabulary on an iterable of texts. The texts are streamed: the Rust
+    trainer keeps word counts, never the corpus, so memory follows the number of distinct words."""
     from tokenizers.implementations import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
-    # strip_accents=None: BERT's rule, accents are stripped exactly when lowercasing.
-    wp = BertWordPieceTokenizer(lowercase=not cased, strip_accents=None)
+    # strip_accents=None is BERT's rule: accents are stripped exactly when lowercasing.
+    wp = BertWordPieceTokenizer(lowercase=not cased, strip_accents=strip_accents)
     wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
-                           special_tokens=SPECIAL_TOKENS, show_progress=False)
-    return BertTokenizerFast(vocab=wp.get_vocab(), do_lower_case=not cased)
+                           special_tokens=SPECIAL_TOKENS, show_progress=show_progress)
+    return BertTokenizerFast(vocab=wp.get_vocab(), do_lower_case=not cased, strip_accents=strip_accents)
 
 
-def load_tokenizer(path: str | Path, cased: bool = False):
-    """Load a Hugging Face tokenizer directory, or a plain BERT vocab.txt (cased applies to vocab.txt)."""
+def load_tokenizer(path: str | Path, cased: bool = False, strip_accents: bool | None = None):
+    """Load a Hugging Face tokenizer directory, or a plain BERT vocab.txt (cased and strip_accents
+    apply to a vocab.txt; a directory carries its own normalizer settings)."""
     from tokenizers.models import WordPiece
     from transformers import BertTokenizerFast
 
@@ -40,7 +43,7 @@ def load_tokenizer(path: str | Path, cased: bool = False):
             vocab = WordPiece.read_file(str(p))
         except Exception as e:  # tokenizers raises a bare Exception on unreadable files
             raise BertptError(f"--tokenizer {path}: cannot read it as a vocab.txt ({e})") from None
-        tok = BertTokenizerFast(vocab=vocab, do_lower_case=not cased)
+        tok = BertTokenizerFast(vocab=vocab, do_lower_case=not cased, strip_accents=strip_accents)
     elif p.is_dir():
         if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
             raise BertptError(f"--tokenizer {path}: directory has neither tokenizer.json nor vocab.txt")
@@ -82,3 +85,13 @@ def save_tokenizer(tok, out_dir: str | Path) -> None:
     tok.save_pretrained(str(out))
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
     (out / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+
+
+def continuation_table(tok) -> list[bool]:
+    """is_continuation[id]: the token is a WordPiece `##` piece, i.e. it continues the word before it
+    (whole-word masking masks it together with that word)."""
+    vocab = tok.backend_tokenizer.get_vocab(with_added_tokens=False)
+    table = [False] * (max(vocab.values()) + 1)
+    for token, i in vocab.items():
+        table[i] = token.startswith("##")
+    return table

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bertpt.corpus import builtin_documents
+from bertpt.builtin import builtin_documents
+from bertpt.corpus import Source
 from bertpt.prepare import PrepareConfig, prepare
+
 
 @pytest.fixture(scope="session")
 def documents() -> list[list[str]]:
@@ -32,8 +34,10 @@ def corpus_dir(tmp_path_factory, documents) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory, corpus_dir) -> Path:
-    """A prepared directory small enough for fast end-to-end runs: 1000-token vocab, length 64."""
+    """A prepared directory small enough for fast end-to-end runs: 1000-token vocab, length 64,
+    several chunks (so several shards)."""
     out = tmp_path_factory.mktemp("data") / "tiny"
     prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=64, dupe_factor=2,
-                          val_fraction=0.1, shard_size=500), inputs=[str(corpus_dir)], progress=False)
+                          val_fraction=0.1, chunk_mb=0.15, num_workers=0, sentence_splitter="lines"),
+            source=Source(inputs=[str(corpus_dir)]), progress=False)
     return out

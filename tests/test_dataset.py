@@ -10,7 +10,7 @@ from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, Strea
 from bertpt.errors import BertptError
 
 META = {"special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}, "vocab_size": 1000,
-        "max_predictions_per_seq": 20, "masked_lm_prob": 0.15}
+        "max_predictions_per_seq": 20, "masked_lm_prob": 0.15, "masking": {"static": False, "whole_word": False}}
 
 
 def instance(rng, length, a_len):
@@ -73,9 +73,10 @@ def test_collated_batch_layout(tiny_data):
     data = PretrainingData(tiny_data, "train")
     items = [data[(p, p)] for p in range(8)]
     batch = MaskingCollator(meta, seed=0)(items)
-    L = max(len(t) for _, t, _, _ in items)
+    L = max(len(t) for _, t, _, _, _ in items)
     assert batch["input_ids"].shape == (8, L)
-    for row, (_, tokens, a_len, is_random) in enumerate(items):
+    for row, (_, tokens, a_len, is_random, masks) in enumerate(items):
+        assert masks is None  # dynamic masking
         n = len(tokens)
         assert batch["attention_mask"][row].sum() == n
         assert (batch["token_type_ids"][row, :a_len] == 0).all() and (batch["token_type_ids"][row, a_len:n] == 1).all()
@@ -127,7 +128,7 @@ def test_memory_mapped_and_complete(tiny_data):
     meta = load_meta(tiny_data)
     data = PretrainingData(tiny_data, "train")
     assert len(data) == meta["splits"]["train"]["instances"]
-    assert len(meta["splits"]["train"]["shards"]) >= 2  # the fixture's shard size forces several shards
+    assert len(meta["splits"]["train"]["shards"]) >= 2  # the fixture's chunk size makes several chunks
     assert all(isinstance(a, np.memmap) for a in data.ids)
     last = data[(0, len(data) - 1)]
     assert len(last[1]) <= meta["max_seq_length"]
@@ -136,3 +137,39 @@ def test_memory_mapped_and_complete(tiny_data):
 def test_not_prepared_dir_is_a_clear_error(tmp_path):
     with pytest.raises(BertptError, match="not a prepared data directory"):
         load_meta(tmp_path)
+
+
+def test_whole_word_masking_masks_whole_words_within_the_count():
+    # ids 900..999 are `##` continuation pieces; every word is 1-3 pieces long.
+    is_cont = np.zeros(1000, dtype=bool)
+    is_cont[900:] = True
+    meta = {**META, "masking": {"static": False, "whole_word": True}}
+    collator = MaskingCollator(meta, seed=1, is_continuation=is_cont)
+    rng = np.random.default_rng(4)
+    masked_total = 0
+    for position in range(300):
+        pieces = [2]
+        while len(pieces) < 100:
+            pieces += [int(rng.integers(5, 900))] + [int(x) for x in rng.integers(900, 1000, rng.integers(0, 3))]
+        pieces = np.array(pieces[:100] + [3], dtype=np.int64)
+        _, labels = collator.mask(pieces, position)
+        chosen = labels != -100
+        k = min(20, max(1, round(0.15 * len(pieces))))
+        assert 0 < chosen.sum() <= k
+        # a word is masked entirely or not at all: word = a start piece and its following ## pieces
+        word = np.cumsum(~is_cont[pieces]) - 1
+        for w in np.unique(word[chosen]):
+            assert chosen[word == w].all(), (position, w)
+        masked_total += int(chosen.sum())
+    assert masked_total > 300 * (15 - 3)  # the greedy fill gets close to k (= 15 here)
+
+
+def test_static_masks_come_from_the_data():
+    meta = {**META, "masking": {"static": True, "whole_word": False}}
+    tokens = np.array([2, 10, 4, 12, 3, 14, 4, 3])  # already masked at prepare time: [MASK] at 2 and 6
+    masks = np.array([[2, 11], [6, 15]])
+    batch = MaskingCollator(meta, seed=0)([(0, tokens, 5, 1, masks)])
+    assert batch["input_ids"][0].tolist() == tokens.tolist()
+    assert batch["labels"][0].tolist() == [-100, -100, 11, -100, -100, -100, 15, -100]
+    assert batch["token_type_ids"][0].tolist() == [0] * 5 + [1] * 3
+    assert batch["next_sentence_label"].tolist() == [1]

@@ -22,3 +22,25 @@ def test_launcher_detection(monkeypatch, env, expected):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert launcher() == expected
+
+
+def test_sweep_removes_only_stale_unmapped_shm_buffers(tmp_path):
+    import mmap
+    import os
+    import time
+
+    from bertpt.distributed import sweep_stale_shm_buffers
+
+    uid = os.getuid()
+    paths = {name: tmp_path / f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_{name}_0"
+             for name in ("dead", "mapped", "young")}
+    paths["other-user"] = tmp_path / f"deepspeed_allreduce_buffer_{uid + 1}_127.0.0.1_1_0"
+    for p in paths.values():
+        p.write_bytes(b"\0" * 4096)
+    old = time.time() - 3600
+    for name in ("dead", "mapped", "other-user"):
+        os.utime(paths[name], (old, old))
+    with open(paths["mapped"], "r+b") as f, mmap.mmap(f.fileno(), 4096):  # a live run maps its segment
+        removed = sweep_stale_shm_buffers(str(tmp_path))
+    assert removed == [str(paths["dead"])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for n, p in paths.items() if n != "dead")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bertpt.corpus import Source
 from bertpt.prepare import PrepareConfig, prepare
 from tests.helpers import ds_config, python_cmd, run, train_args
 
@@ -64,8 +65,8 @@ def test_unknown_preset_and_unprepared_data(tiny_data, tmp_path):
 
 def test_checkpoint_from_another_tokenizer_is_refused_untouched(trained, corpus_dir, tmp_path):
     other = tmp_path / "cased"
-    prepare(PrepareConfig(output_dir=str(other), vocab_size=1000, max_seq_length=64, cased=True),
-            inputs=[str(corpus_dir)], progress=False)
+    prepare(PrepareConfig(output_dir=str(other), vocab_size=1000, max_seq_length=64, cased=True, num_workers=0),
+            source=Source(inputs=[str(corpus_dir)]), progress=False)
     before = tree_digest(trained)
     proc = run(python_cmd(*train_args(other, trained, ds_config(tmp_path, "zero2", "fp32"), 4)), check=False)
     one_error_line(proc, "was trained with another tokenizer")

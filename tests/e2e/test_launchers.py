@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -43,7 +44,8 @@ def test_zero_stages_give_the_same_fp32_losses(preset, zero2_fp32, tiny_data, tm
 
 def test_torchrun_and_mpirun_train_the_same(zero2_fp32, tiny_data, tmp_path):
     config = ds_config(tmp_path, "zero2", "fp32")
-    torchrun = ["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()), PRETRAIN,
+    port = free_port()
+    torchrun = ["torchrun", "--nproc_per_node", "2", "--master_port", str(port), PRETRAIN,
                 *train_args(tiny_data, tmp_path / "torchrun", config, STEPS)]
     mpirun = ["mpirun", "-np", "2", "--oversubscribe", "-x", "DS_ACCELERATOR", "-x", "OMP_NUM_THREADS",
               *python_cmd(*train_args(tiny_data, tmp_path / "mpirun", config, STEPS))]
@@ -51,6 +53,8 @@ def test_torchrun_and_mpirun_train_the_same(zero2_fp32, tiny_data, tmp_path):
         proc = run(cmd)
         assert "world size 2" in proc.stdout + proc.stderr, name
         assert losses(tmp_path / name) == pytest.approx(losses(zero2_fp32), rel=1e-6, abs=0), name
+    # DeepSpeed's CPU allreduce leaves a shared-memory segment per rank unless bertpt removes it
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
 
 
 def test_plain_python_is_a_world_of_one(tiny_data, tmp_path):
@@ -129,3 +133,18 @@ def test_export_gives_the_engines_logits(preset, tiny_data, tmp_path):
                 *train_args(tiny_data, out, ds_config(tmp_path, preset, "fp32"), 4)])
     log = proc.stdout + proc.stderr
     assert log.count("logits match") == 2, log[-3000:]
+
+
+def test_static_and_whole_word_masked_data_train(tiny_data, corpus_dir, tmp_path):
+    from bertpt.corpus import Source
+    from bertpt.prepare import PrepareConfig, prepare
+
+    for static in (True, False):
+        data = tmp_path / f"data-static-{static}"
+        prepare(PrepareConfig(output_dir=str(data), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=64,
+                              whole_word_mask=True, static_masking=static, num_workers=0),
+                source=Source(inputs=[str(corpus_dir)]), progress=False)
+        out = tmp_path / f"run-static-{static}"
+        run(python_cmd(*train_args(data, out, ds_config(tmp_path, "zero2", "fp32"), 3)))
+        got = losses(out)
+        assert len(got) == 3 and all(math.isfinite(x) for x in got)

@@ -1,0 +1,245 @@
+"""One chunk of documents → its shard files. Runs in the prepare worker processes.
+
+A chunk is a run of consecutive input documents (about --chunk_mb of text). It is the unit of
+everything that must not depend on the number of processes: Google's algorithm runs on the chunk
+as if it were the whole corpus (document shuffle and random-next documents stay inside the chunk),
+with a random.Random seeded by (seed, split, chunk index). So the output is the same whatever the
+number of workers or nodes, and a chunk whose files exist never needs redoing.
+
+Files of chunk k, split s in {train, val} (written under a temporary name, then renamed):
+    s-k.ids.npy   instances' token ids back to back, [CLS] A [SEP] B [SEP] (uint16, or uint32 for
+                  vocabularies over 65,536)
+    s-k.idx.npy   int64 rows (offset, length, length of [CLS] A [SEP], is_random_next, mask offset,
+                  mask count); the mask columns are 0 unless static masking
+    s-k.mlm.npy   static masking only: int64 rows (position, label); ids.npy then holds masked inputs
+    chunk-k.json  the chunk's counts; written last, so its presence means the chunk is done
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bertpt import __version__
+from bertpt.errors import BertptError
+from bertpt.instances import StaticMasker, create_instances, documents_from_lengths
+from bertpt.sentences import split_sentences
+from bertpt.tokenizer import load_tokenizer, special_ids
+
+FORMAT_VERSION = 2  # of the prepared directory; dataset.py refuses other versions
+SPLITS = ("train", "val")
+ENCODE_BATCH = 8192  # sentences per encode call: big enough to amortise the call, small enough for RAM
+
+
+def chunk_seed(seed: int, split: str, chunk: int) -> str:
+    """The random.Random seed of one split of one chunk (a str seeds deterministically via SHA-512)."""
+    return f"bertpt/{seed}/{split}/{chunk}"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+class ChunkWriter:
+    """Worker-side state: the tokenizer and the settings, built once per process."""
+
+    def __init__(self, tokenizer_json: str, settings: dict, special_ids: dict[str, int], vocab_size: int,
+                 is_continuation: list[bool] | None, out_dir: str):
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_str(tokenizer_json)
+        self.s, self.ids, self.vocab_size, self.out = settings, special_ids, vocab_size, Path(out_dir)
+        self.dtype = token_dtype(vocab_size)
+        self.is_continuation = None if is_continuation is None else np.array(is_continuation, dtype=bool)
+
+    def tokenize(self, documents: list[str]) -> tuple[np.ndarray, list[list[int]], int]:
+        """Documents → (flat token ids of all kept documents, segment lengths per kept document,
+        documents dropped as shorter than min_doc_tokens). Empty segments are dropped, as Google does."""
+        sentences = [split_sentences(d, self.s["sentence_splitter"]) for d in documents]
+        flat_sentences = list(itertools.chain.from_iterable(sentences))
+        pieces, lengths = [], []
+        for start in range(0, len(flat_sentences), ENCODE_BATCH):
+            encodings = self.tok.encode_batch_fast(flat_sentences[start:start + ENCODE_BATCH],
+                                                   add_special_tokens=False)
+            ids = [e.ids for e in encodings]
+            lengths.extend(map(len, ids))
+            pieces.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=self.dtype))
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=self.dtype)
+        seg_lengths, k, dropped = [], 0, 0
+        keep = np.ones(len(flat), dtype=bool)
+        pos = 0
+        for doc in sentences:
+            doc_lengths = lengths[k:k + len(doc)]
+            k += len(doc)
+            n = sum(doc_lengths)
+            if n and n >= self.s["min_doc_tokens"]:
+                seg_lengths.append([x for x in doc_lengths if x])
+            else:
+                dropped += bool(doc)
+                keep[pos:pos + n] = False
+            pos += n
+        return (flat if keep.all() else flat[keep]), seg_lengths, dropped
+
+    def __call__(self, chunk: int, documents: list[str]) -> dict:
+        flat, seg_lengths, dropped = self.tokenize(documents)
+        docs = documents_from_lengths(seg_lengths)
+
+        # Hold out whole documents, so validation never sees a sentence of a training document.
+        n, f = len(docs), self.s["val_fraction"]
+        n_val = min(n - 1, max(1, round(f * n))) if f > 0 and n > 1 else 0
+        val = set(random.Random(chunk_seed(self.s["seed"], "split", chunk)).sample(range(n), n_val))
+        stats = {"chunk": chunk, "input_documents": len(documents), "short_documents": dropped, "splits": {}}
+        for split in SPLITS:
+            split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
+            if not split_docs:
+                continue
+            rng = random.Random(chunk_seed(self.s["seed"], split, chunk))
+            masker = None
+            if self.s["static_masking"]:
+                masker = StaticMasker(flat, self.ids, self.vocab_size, self.s["masked_lm_prob"],
+                                      self.s["max_predictions_per_seq"],
+                                      self.is_continuation if self.s["whole_word_mask"] else None)
+            instances = create_instances(split_docs, self.s["max_seq_length"], self.s["short_seq_prob"],
+                                         self.s["dupe_factor"], rng, masker)
+            stem = f"{split}-{chunk:05d}"
+            stats["splits"][split] = {
+                "stem": stem, "documents": len(split_docs),
+                "sentences": sum(len(d) - 1 for d in split_docs),
+                **self.write(stem, flat, instances)}
+        write_atomic(self.out / f"chunk-{chunk:05d}.json", json.dumps(stats).encode())
+        return stats
+
+    def write(self, stem: str, flat: np.ndarray, instances) -> dict:
+        n = len(instances)
+        idx = np.zeros((n, 6), dtype=np.int64)
+        if n:
+            spans = np.array([x[:5] for x in instances], dtype=np.int64)  # a_start a_end b_start b_end rnd
+            a_len, b_len = spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2]
+            idx[:, 1] = a_len + b_len + 3
+            idx[1:, 0] = np.cumsum(idx[:-1, 1])
+            idx[:, 2] = a_len + 2
+            idx[:, 3] = spans[:, 4]
+        ids = np.empty(int(idx[:, 1].sum()), dtype=self.dtype)
+        cls_id, sep_id = self.ids["cls"], self.ids["sep"]
+        for (o, length, al, *_), x in zip(idx.tolist(), instances):
+            ids[o] = cls_id
+            ids[o + 1:o + al - 1] = flat[x.a_start:x.a_end]
+            ids[o + al - 1] = sep_id
+            ids[o + al:o + length - 1] = flat[x.b_start:x.b_end]
+            ids[o + length - 1] = sep_id
+        if self.s["static_masking"]:
+            counts = np.array([len(x.masks.positions) for x in instances], dtype=np.int64)
+            idx[:, 5] = counts
+            idx[1:, 4] = np.cumsum(counts[:-1])
+            mlm = np.array([(p, lab) for x in instances for p, lab in zip(x.masks.positions, x.masks.labels)],
+                           dtype=np.int64).reshape(-1, 2)
+            shown = np.array([s for x in instances for s in x.masks.replacements], dtype=np.int64)
+            ids[np.repeat(idx[:, 0], counts) + mlm[:, 0]] = shown  # the inputs show the masked tokens
+            save_atomic(self.out / f"{stem}.mlm.npy", mlm)
+        save_atomic(self.out / f"{stem}.ids.npy", ids)
+        save_atomic(self.out / f"{stem}.idx.npy", idx)
+        return {"instances": n, "tokens": int(idx[:, 1].sum()), "random_next": int(idx[:, 3].sum())}
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The index: meta.json
+
+def merge(out: Path) -> dict:
+    """Check that every chunk of every slice is done and write meta.json (atomically, last)."""
+    if not (out / "prepare.json").is_file():
+        raise BertptError(f"{out} holds no bertpt-prepare run to merge (no prepare.json)")
+    claim = json.loads((out / "prepare.json").read_text())
+    by_count: dict[int, dict] = {}  # slice files grouped by their number of slices
+    for p in sorted(out.glob("slice-*-of-*.json")):
+        by_count.setdefault(int(p.name.split("-of-")[1][:-5]), {})[p.name] = json.loads(p.read_text())
+    if not by_count:
+        raise BertptError(f"{out}: no slice has finished yet")
+    # Prefer a complete set; a directory re-run with another --num_slices may hold several.
+    num_slices = max(by_count, key=lambda n: (len(by_count[n]) == n, -n))
+    slices = by_count[num_slices]
+    missing_slices = [i for i in range(num_slices) if f"slice-{i}-of-{num_slices}.json" not in slices]
+    n_chunks = {s["chunks"] for s in slices.values()}
+    if missing_slices or len(n_chunks) != 1:
+        raise BertptError(f"{out}: slices {missing_slices} of {num_slices} have not finished (or the slices read "
+                          "different inputs); run them, then --merge again")
+    n_chunks = n_chunks.pop()
+    chunks = []
+    for k in range(n_chunks):
+        p = out / f"chunk-{k:05d}.json"
+        if not p.is_file():
+            raise BertptError(f"{out}: chunk {k} is not done; re-run the prepare command to finish it")
+        chunks.append(json.loads(p.read_text()))
+    s = claim["settings"]
+    splits: dict = {}
+    for name in ("train", "val"):
+        parts = [c["splits"][name] for c in chunks if name in c["splits"]]
+        if not parts:
+            continue
+        n = sum(p["instances"] for p in parts)
+        splits[name] = {"shards": [p["stem"] for p in parts], "documents": sum(p["documents"] for p in parts),
+                        "sentences": sum(p["sentences"] for p in parts), "instances": n,
+                        "tokens": sum(p["tokens"] for p in parts),
+                        "random_next_fraction": round(sum(p["random_next"] for p in parts) / max(n, 1), 4)}
+    if not splits.get("train", {}).get("instances"):
+        raise BertptError("no document of the input produced a training instance (is the input empty, or "
+                          "--min_doc_tokens too high?)")
+    read = next(iter(slices.values()))["read"]
+    tok = load_tokenizer(out / "tokenizer")
+    vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
+    meta = {
+        "format": FORMAT_VERSION,
+        "bertpt_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tokenizer": "tokenizer",
+        "tokenizer_hash": claim["tokenizer_hash"],
+        "vocab_size": vocab_size,
+        "special_ids": special_ids(tok),
+        "token_dtype": token_dtype(vocab_size).name,
+        "max_seq_length": s["max_seq_length"],
+        "max_predictions_per_seq": s["max_predictions_per_seq"],
+        "masked_lm_prob": s["masked_lm_prob"],
+        "masking": {"static": s["static_masking"], "whole_word": s["whole_word_mask"]},
+        "settings": s,
+        "chunks": n_chunks,
+        "read": {**read, "short_documents": sum(c["short_documents"] for c in chunks)},
+        "splits": splits,
+        "seconds": max(x["seconds"] for x in slices.values()),
+    }
+    write_atomic(out / "meta.json", json.dumps(meta, indent=2).encode())
+    return meta
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Process-pool plumbing: one ChunkWriter per worker process.
+_writer: ChunkWriter | None = None
+
+
+def init_worker(*args) -> None:
+    global _writer
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # parallelism comes from the processes
+    _writer = ChunkWriter(*args)
+
+
+def run_chunk(chunk: int, documents: list[str]) -> dict:
+    assert _writer is not None
+    return _writer(chunk, documents)

@@ -76,6 +76,8 @@ DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 # The checkout this file lives in: its bertpt is the one measured, whatever is installed (an
 # editable install can point elsewhere, or nowhere, and would silently measure other code).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # the checkout's bertpt, and the tests' literal port of Google's code
+from tests import google_reference  # noqa: E402  (create_pretraining_data.py's instance algorithm)
 # What the `bertpt-prepare` console script runs (pyproject: bertpt.prepare:main), spelled out, so
 # that the checkout's bertpt runs with the program name bertpt-prepare in its messages.
 BERTPT_PREPARE = "import sys; from bertpt.prepare import main; sys.argv[0] = 'bertpt-prepare'; sys.exit(main())"
@@ -487,15 +489,6 @@ def _is_punctuation(char):
 
 # --- create_pretraining_data.py
 
-class TrainingInstance(object):
-    """A single training instance (sentence pair)."""
-
-    def __init__(self, tokens, segment_ids, is_random_next):
-        self.tokens = tokens
-        self.segment_ids = segment_ids
-        self.is_random_next = is_random_next
-
-
 def write_instance_to_example_files(instances, tokenizer, max_seq_length, output_file):
     """Create TF example files from `TrainingInstance`s.
 
@@ -549,150 +542,13 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
                     if tokens:
                         all_documents[-1].append(tokens)
 
-    # Remove empty documents
-    all_documents = [x for x in all_documents if x]
-    _BENCH["read_tokenize_end"], _BENCH["documents"] = time.perf_counter(), len(all_documents)  # benchmark only
-    rng.shuffle(all_documents)
-
-    instances = []
-    for _ in range(dupe_factor):
-        for document_index in range(len(all_documents)):
-            instances.extend(
-                create_instances_from_document(
-                    all_documents, document_index, max_seq_length, short_seq_prob,
-                    rng))
-
-    rng.shuffle(instances)
-    return instances
-
-
-def create_instances_from_document(
-        all_documents, document_index, max_seq_length, short_seq_prob,
-        rng):
-    """Creates `TrainingInstance`s for a single document."""
-    document = all_documents[document_index]
-
-    # Account for [CLS], [SEP], [SEP]
-    max_num_tokens = max_seq_length - 3
-
-    # We *usually* want to fill up the entire sequence since we are padding
-    # to `max_seq_length` anyways, so short sequences are generally wasted
-    # computation. However, we *sometimes*
-    # (i.e., short_seq_prob == 0.1 == 10% of the time) want to use shorter
-    # sequences to minimize the mismatch between pre-training and fine-tuning.
-    # The `target_seq_length` is just a rough target however, whereas
-    # `max_seq_length` is a hard limit.
-    target_seq_length = max_num_tokens
-    if rng.random() < short_seq_prob:
-        target_seq_length = rng.randint(2, max_num_tokens)
-
-    # We DON'T just concatenate all of the tokens from a document into a long
-    # sequence and choose an arbitrary split point because this would make the
-    # next sentence prediction task too easy. Instead, we split the input into
-    # segments "A" and "B" based on the actual "sentences" provided by the user
-    # input.
-    instances = []
-    current_chunk = []
-    current_length = 0
-    i = 0
-    while i < len(document):
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment)
-        if i == len(document) - 1 or current_length >= target_seq_length:
-            if current_chunk:
-                # `a_end` is how many segments from `current_chunk` go into the `A`
-                # (first) sentence.
-                a_end = 1
-                if len(current_chunk) >= 2:
-                    a_end = rng.randint(1, len(current_chunk) - 1)
-
-                tokens_a = []
-                for j in range(a_end):
-                    tokens_a.extend(current_chunk[j])
-
-                tokens_b = []
-                # Random next
-                is_random_next = False
-                if len(current_chunk) == 1 or rng.random() < 0.5:
-                    is_random_next = True
-                    target_b_length = target_seq_length - len(tokens_a)
-
-                    # This should rarely go for more than one iteration for large
-                    # corpora. However, just to be careful, we try to make sure that
-                    # the random document is not the same as the document
-                    # we're processing.
-                    for _ in range(10):
-                        random_document_index = rng.randint(0, len(all_documents) - 1)
-                        if random_document_index != document_index:
-                            break
-
-                    random_document = all_documents[random_document_index]
-                    random_start = rng.randint(0, len(random_document) - 1)
-                    for j in range(random_start, len(random_document)):
-                        tokens_b.extend(random_document[j])
-                        if len(tokens_b) >= target_b_length:
-                            break
-                    # We didn't actually use these segments so we "put them back" so
-                    # they don't go to waste.
-                    num_unused_segments = len(current_chunk) - a_end
-                    i -= num_unused_segments
-                # Actual next
-                else:
-                    is_random_next = False
-                    for j in range(a_end, len(current_chunk)):
-                        tokens_b.extend(current_chunk[j])
-                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
-
-                assert len(tokens_a) >= 1
-                assert len(tokens_b) >= 1
-
-                tokens = []
-                segment_ids = []
-                tokens.append("[CLS]")
-                segment_ids.append(0)
-                for token in tokens_a:
-                    tokens.append(token)
-                    segment_ids.append(0)
-
-                tokens.append("[SEP]")
-                segment_ids.append(0)
-
-                for token in tokens_b:
-                    tokens.append(token)
-                    segment_ids.append(1)
-                tokens.append("[SEP]")
-                segment_ids.append(1)
-
-                # (Google calls create_masked_lm_predictions here; no masking in this benchmark.)
-                instance = TrainingInstance(
-                    tokens=tokens,
-                    segment_ids=segment_ids,
-                    is_random_next=is_random_next)
-                instances.append(instance)
-            current_chunk = []
-            current_length = 0
-        i += 1
-
-    return instances
-
-
-def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
-    """Truncates a pair of sequences to a maximum sequence length."""
-    while True:
-        total_length = len(tokens_a) + len(tokens_b)
-        if total_length <= max_num_tokens:
-            break
-
-        trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        assert len(trunc_tokens) >= 1
-
-        # We want to sometimes truncate from the front and sometimes from the
-        # back to add more randomness and avoid biases.
-        if rng.random() < 0.5:
-            del trunc_tokens[0]
-        else:
-            trunc_tokens.pop()
+    _BENCH["read_tokenize_end"] = time.perf_counter()  # benchmark only
+    _BENCH["documents"] = sum(1 for x in all_documents if x)  # benchmark only
+    # The rest of Google's create_training_instances (drop empty documents, shuffle, dupe_factor
+    # passes of create_instances_from_document, shuffle), with no masking: the same literal port
+    # the tests compare bertpt against.
+    return google_reference.create_training_instances(
+        all_documents, None, max_seq_length, dupe_factor, short_seq_prob, 0.15, 20, rng, do_masking=False)
 
 
 # --- the baseline's own process: Google's main(), minus flags and logging
@@ -888,7 +744,6 @@ def main() -> None:
     workdir: Path = args.workdir
     vocab_file = workdir / "tokenizer" / "vocab.txt"
 
-    sys.path.insert(0, str(REPO_ROOT))  # the checkout's bertpt, as in the subprocesses
     if args._baseline:  # the baseline's own process, started by the run below
         run_baseline(Path(args._baseline[0]), Path(args._baseline[1]), vocab_file)
         return

@@ -276,3 +276,23 @@ def test_min_doc_tokens_drops_short_documents(tmp_path, tiny_data):
                    source=Source(inputs=[str(path)]), progress=False)
     assert meta["read"]["documents"] == 5 and meta["read"]["short_documents"] == 2
     assert meta["splits"]["train"]["documents"] == 3
+
+
+def test_hf_dataset_streaming_from_a_local_directory_via_the_cli(tmp_path, documents, tiny_data):
+    src = tmp_path / "hf"
+    src.mkdir()
+    docs = ["\n".join(d) for d in documents[:30]]
+    for k in range(2):
+        (src / f"part{k}.jsonl").write_text("".join(json.dumps({"content": d}) + "\n" for d in docs[k::2]))
+    outs = {}
+    for streaming in ("false", "true"):
+        out = tmp_path / f"out-{streaming}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "bertpt.prepare", "--hf_dataset", str(src), "--hf_streaming", streaming,
+             "--text_field", "content", "--tokenizer", str(tiny_data / "tokenizer"), "--output_dir", str(out)],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr
+        outs[streaming] = output_files(out)
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["read"]["documents"] == 30
+    assert outs["false"] == outs["true"]  # streaming reads the same documents in the same order

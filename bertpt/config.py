@@ -51,6 +51,13 @@ class PretrainConfig:
         1000,
         "Save a checkpoint every N optimizer steps (0: only at the end). One is always saved at "
         "the end.")
+    save_minutes: float = _arg(
+        0,
+        "Also save a checkpoint when this many minutes passed since the last save, whichever of "
+        "--save_steps and --save_minutes comes first (0: off).")
+    keep_last: int = _arg(
+        0,
+        "Keep only the newest K checkpoints, deleting older ones after each save (0: keep all).")
     eval_steps: int = _arg(
         100,
         "Evaluate MLM/NSP loss and accuracy on the held-out split every N steps (0: never; the "
@@ -69,6 +76,12 @@ class PretrainConfig:
         "auto: continue from <output_dir>/checkpoints if it holds one, else start fresh. none: "
         "start fresh (refuses if <output_dir> already holds checkpoints, so nothing is "
         "overwritten). PATH: continue from that checkpoint directory (or one tag inside it).")
+    init_from: str | None = _arg(
+        None,
+        "Start this run from existing weights, with a fresh optimizer, LR schedule and step 0: a Hugging "
+        "Face BERT directory (continued pretraining; heads it lacks are freshly initialised) or a bertpt "
+        "checkpoint (a run's checkpoints directory or one tag inside it: phase 2 from phase 1). Shapes "
+        "must match --model and the data's tokenizer. Ignored when there is a checkpoint to resume.")
     num_workers: int = _arg(
         1,
         "DataLoader worker processes per rank that collate and mask batches (0: in the training "
@@ -78,13 +91,17 @@ class PretrainConfig:
         for name in ("max_steps", "log_steps"):
             if getattr(self, name) < 1:
                 raise BertptError(f"--{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("steps_this_run", "save_steps", "eval_steps", "eval_samples", "num_workers"):
+        for name in ("steps_this_run", "save_steps", "save_minutes", "keep_last", "eval_steps", "eval_samples",
+                     "num_workers"):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise BertptError(
                 f"--resume {self.resume}: no such checkpoint directory; pass a directory that "
                 "holds a DeepSpeed checkpoint (with a 'latest' file), 'auto' or 'none'")
+        if self.init_from is not None and not Path(self.init_from).is_dir():
+            raise BertptError(f"--init_from {self.init_from}: no such directory; pass a Hugging Face BERT directory "
+                              "(config.json + model.safetensors) or a bertpt checkpoints directory")
         if self.data is not None and not Path(self.data).is_dir():
             raise BertptError(f"--data {self.data}: no such directory; prepare one with "
                               f"`bertpt-prepare YOUR_TEXT --output_dir {self.data}`")

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bertpt import checkpoint, distributed
+from bertpt import checkpoint, distributed, universal
+from bertpt.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
                             eval_batches, load_meta)
@@ -32,7 +33,8 @@ from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
-from bertpt.builtin import builtin_data_dir, prepare_builtin
+from bertpt.preemption import EXIT_PREEMPTED, Stopper, ignore_in_workers
+from bertpt.warmstart import init_from
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Run:
     reporter: Reporter
     start_step: int = 0
     last: dict = field(default_factory=dict)  # latest train and eval metrics, for the summary
+    stopper: Stopper | None = None
+    preempted: str | None = None  # the signal that stopped the run early
 
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
@@ -70,20 +74,23 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
     resume_from = checkpoint.find_resume(cfg.resume, ckpt_dir)
     require_writable_dir(Path(cfg.output_dir), "--output_dir")
+    resume = universal.plan(resume_from, ds_config, rank, world)  # another world size: keep the global batch
 
     import deepspeed  # after the cheap checks above, so bad input fails fast
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config)
+    if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
+        init_from(cfg.init_from, model, meta["tokenizer_hash"], resume_from, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=resume.ds_config,
                                       optimizer=lamb_fallback(ds_config))
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
     if resume_from is not None:
         expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta["tokenizer_hash"]}
-        state = checkpoint.load(engine, *resume_from, expect=expect)["bertpt"]
+        state = universal.load(engine, resume, expect)["bertpt"]  # checkpoint.load of the planned tag
         step, consumed = state["step"], state["consumed_samples"]
     if rank == 0:
         checkpoint.write_static_files(ckpt_dir, model_config, data_dir / meta["tokenizer"], meta["tokenizer_hash"])
@@ -98,9 +105,10 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
     # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
     # from the global one would shift the dropout stream (and break bitwise-exact resume).
-    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=MaskingCollator(meta, cfg.seed, is_continuation=whole_words),
+    train_loader = DataLoader(train, batch_sampler=sampler,
+                              collate_fn=MaskingCollator(meta, cfg.seed, is_continuation=whole_words),
                               num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
-                              generator=torch.Generator().manual_seed(cfg.seed))
+                              worker_init_fn=ignore_in_workers, generator=torch.Generator().manual_seed(cfg.seed))
     split = "val" if "val" in meta["splits"] else "train"
     held_out = PretrainingData(data_dir, split)
     eval_loader = DataLoader(held_out, batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
@@ -114,7 +122,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                    f"ZeRO stage {engine.zero_optimization_stage()}, {_precision(engine)}"
                    + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
     return Run(cfg, engine, meta, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
-               iter(train_loader), eval_loader, reporter, start_step=step)
+               iter(train_loader), eval_loader, reporter, start_step=step, stopper=Stopper(cfg.save_minutes, engine.device))
 
 
 def fit(run: Run) -> None:
@@ -134,12 +142,16 @@ def fit(run: Run) -> None:
         if step % cfg.log_steps == 0 or last:
             run.last["train"] = rep.train(step, sums.reduce(), engine.get_lr()[0], engine.get_global_grad_norm(),
                                           engine.optimizer.loss_scale if engine.fp16_enabled() else None)
+        stop, timed = run.stopper.poll()  # a preemption signal, or --save_minutes: the same on every rank
         with rep.paused():
-            if (cfg.eval_steps and step % cfg.eval_steps == 0) or last:
+            if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not stop:
                 run.last["eval"] = evaluate(run)
                 rep.eval(step, run.last["eval"])
-            if (cfg.save_steps and step % cfg.save_steps == 0) or last:
+            if (cfg.save_steps and step % cfg.save_steps == 0) or last or stop or timed:
                 save(run)
+        if stop:
+            run.preempted = run.stopper.signal
+            return
 
 
 @torch.no_grad()
@@ -156,13 +168,19 @@ def evaluate(run: Run) -> dict[str, float]:
 
 
 def save(run: Run) -> None:
+    engine = run.engine
     state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta["tokenizer_hash"])
-    tag = checkpoint.save(run.engine, run.ckpt_dir, run.step, state)
-    if run.rank == 0:
-        summary = {"step": run.step, "consumed_samples": run.consumed,
-                   **{f"{split}_{k}": round(v, 4) for split, m in run.last.items() for k, v in m.items()
-                      if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}}
-        (run.ckpt_dir / tag / "bertpt_summary.json").write_text(json.dumps(summary, indent=2))
+    position = {"step": run.step, "consumed_samples": run.consumed, "world_size": run.world,
+                "micro_batch": engine.train_micro_batch_size_per_gpu(),
+                "grad_accum": engine.gradient_accumulation_steps(), "global_batch": engine.train_batch_size(),
+                "zero_stage": engine.zero_optimization_stage()}
+    summary = {"step": run.step, "consumed_samples": run.consumed,
+               **{f"{split}_{k}": round(v, 4) for split, m in run.last.items() for k, v in m.items()
+                  if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}}
+    tag = checkpoint.save(engine, run.ckpt_dir, run.step, state, keep_last=run.cfg.keep_last,
+                          extra_files={"bertpt_state.json": json.dumps(position, indent=2),
+                                       "bertpt_summary.json": json.dumps(summary, indent=2)})
+    run.stopper.saved()
     run.reporter.write(f"step {run.step}: saved checkpoint {run.ckpt_dir / tag}")
 
 
@@ -248,6 +266,13 @@ def main(argv: list[str] | None = None) -> None:
         if run.step >= cfg.max_steps:
             run.reporter.write(f"bertpt: the checkpoint is already at step {run.step}; raise --max_steps to train on")
         fit(run)
+        if run.preempted:
+            run.stopper.exiting()
+            run.reporter.write(f"bertpt: stopped by {run.preempted} at step {run.step}, checkpoint saved; exiting with "
+                               f"status {EXIT_PREEMPTED} (resume: run the same command again)")
+            run.reporter.close()
+            distributed.shutdown()
+            sys.exit(EXIT_PREEMPTED)
         finish(run, time.time() - t0)
         distributed.shutdown()
 

@@ -82,6 +82,10 @@ class PretrainConfig:
         "Face BERT directory (continued pretraining; heads it lacks are freshly initialised) or a bertpt "
         "checkpoint (a run's checkpoints directory or one tag inside it: phase 2 from phase 1). Shapes "
         "must match --model and the data's tokenizer. Ignored when there is a checkpoint to resume.")
+    rendezvous_timeout: float = _arg(
+        300,
+        "Seconds a rank waits for rank 0's rendezvous (MASTER_ADDR:MASTER_PORT) to answer before it stops "
+        "with an error naming the address, instead of hanging.")
     num_workers: int = _arg(
         1,
         "DataLoader worker processes per rank that collate and mask batches (0: in the training "
@@ -95,6 +99,8 @@ class PretrainConfig:
                      "num_workers"):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
+        if self.rendezvous_timeout <= 0:
+            raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise BertptError(
                 f"--resume {self.resume}: no such checkpoint directory; pass a directory that "

@@ -18,6 +18,8 @@ import time
 
 import torch.distributed as dist
 
+from bertpt.errors import RankError
+
 _MPI_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
 
 
@@ -35,8 +37,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def init(timeout_minutes: int = 30) -> tuple[int, int, int]:
-    """Initialise torch.distributed through DeepSpeed; returns (rank, world size, local rank)."""
+def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[int, int, int]:
+    """Initialise torch.distributed through DeepSpeed; returns (rank, world size, local rank).
+
+    `rendezvous_seconds` bounds how long a rank waits for rank 0's rendezvous (MASTER_ADDR:MASTER_PORT)
+    to answer; torch alone would wait the whole collective timeout (`timeout_minutes`, which must
+    stay long: checkpoint saves and conversions run while other ranks wait at a barrier)."""
     import deepspeed
 
     if launcher() == "single":
@@ -44,9 +50,36 @@ def init(timeout_minutes: int = 30) -> tuple[int, int, int]:
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
     if os.environ.get("LOCAL_RANK", "0") == "0":
         sweep_stale_shm_buffers()
-    deepspeed.init_distributed(auto_mpi_discovery=True, verbose=False,
-                               timeout=datetime.timedelta(minutes=timeout_minutes))
+    if launcher() == "env" and os.environ["RANK"] != "0":  # MPI learns the address inside init_distributed
+        wait_for_rendezvous(os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", ""), rendezvous_seconds)
+    try:
+        deepspeed.init_distributed(auto_mpi_discovery=True, verbose=False,
+                                   timeout=datetime.timedelta(minutes=timeout_minutes))
+    except RuntimeError as e:  # torch's DistNetworkError is a RuntimeError
+        if "EADDRINUSE" in str(e) or "address already in use" in str(e).lower():
+            raise RankError(f"MASTER_PORT {os.environ.get('MASTER_PORT')} is already in use on this node (another "
+                            "job?); pick another port: deepspeed/torchrun --master_port, or MASTER_PORT for "
+                            "slurm/pretrain.sh") from None
+        raise
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def wait_for_rendezvous(addr: str, port: str, seconds: float) -> None:
+    """Wait until rank 0's rendezvous port accepts a TCP connection, or fail with one clear line."""
+    deadline, last = time.monotonic() + seconds, "no attempt"
+    while True:
+        try:
+            with socket.create_connection((addr, int(port)), timeout=min(5.0, seconds)):
+                return
+        except (OSError, ValueError) as e:
+            last = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        if time.monotonic() >= deadline:
+            raise RankError(
+                f"rank {os.environ.get('RANK')} cannot reach the rendezvous at {addr}:{port} (MASTER_ADDR:MASTER_PORT) "
+                f"within {seconds:g} s ({last}); check that rank 0 is running, that {addr} resolves and is reachable "
+                "from this node (firewall; GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME for the right interface), "
+                "or raise --rendezvous_timeout")
+        time.sleep(1.0)
 
 
 def barrier() -> None:

@@ -19,6 +19,14 @@ EXIT_USER_ERROR = 2
 class BertptError(Exception):
     """Something the user can fix; the message says what is wrong and what to do."""
 
+    every_rank = False  # True: a failure of this rank alone (e.g. it cannot reach rank 0), printed by it
+
+
+class RankError(BertptError):
+    """A user-fixable failure that other ranks do not share, so every rank that hits it says so."""
+
+    every_rank = True
+
 
 @contextlib.contextmanager
 def exit_on_error(prog: str):
@@ -26,7 +34,7 @@ def exit_on_error(prog: str):
         yield
     except BertptError as e:
         # Every rank validates the same inputs and raises the same error: print it once.
-        if os.environ.get("RANK", "0") == "0":
+        if os.environ.get("RANK", "0") == "0" or e.every_rank:
             print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:

@@ -60,7 +60,7 @@ class Run:
 
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
-    rank, world, local_rank = distributed.init()
+    rank, world, local_rank = distributed.init(cfg.rendezvous_timeout)
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
     meta = load_meta(data_dir)
     ds_config = load_ds_config(ds_path, cfg.max_steps)

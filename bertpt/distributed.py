@@ -45,13 +45,19 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
     stay long: checkpoint saves and conversions run while other ranks wait at a barrier)."""
     import deepspeed
 
-    if launcher() == "single":
+    kind = launcher()
+    if kind == "single":
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_SIZE="1",
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    elif kind == "mpi":
+        mpi_discovery()
     if os.environ.get("LOCAL_RANK", "0") == "0":
         sweep_stale_shm_buffers()
-    if launcher() == "env" and os.environ["RANK"] != "0":  # MPI learns the address inside init_distributed
-        wait_for_rendezvous(os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", ""), rendezvous_seconds)
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    if os.environ["RANK"] == "0":
+        check_master_addr_is_local(addr)
+    else:
+        wait_for_rendezvous(addr, port, rendezvous_seconds)
     try:
         deepspeed.init_distributed(auto_mpi_discovery=True, verbose=False,
                                    timeout=datetime.timedelta(minutes=timeout_minutes))
@@ -61,7 +67,66 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
                             "job?); pick another port: deepspeed/torchrun --master_port, or MASTER_PORT for "
                             "slurm/pretrain.sh") from None
         raise
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local_rank = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1:
+        line = hosts_line(local_rank)
+        if rank == 0:
+            print(f"bertpt: {line}", flush=True)
+    return rank, world, local_rank
+
+
+def hosts_line(local_rank: int) -> str:
+    """Which rank runs where, e.g. "4 ranks on 2 hosts: node1 [0-1], node2 [2-3]": the first thing to
+    check when a multi-node launch does not look as planned. A tensor all_gather (not an object
+    collective, which would need the device set first on NCCL)."""
+    import torch
+    from deepspeed.accelerator import get_accelerator
+
+    acc = get_accelerator()
+    acc.set_device(local_rank)
+    name = socket.gethostname().encode()[:255]
+    mine = torch.zeros(256, dtype=torch.int32, device=acc.current_device_name())
+    mine[:len(name)] = torch.tensor(list(name), dtype=torch.int32)
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    hosts: dict[str, list[int]] = {}
+    for r, t in enumerate(every):
+        hosts.setdefault(bytes(v for v in t.tolist() if v).decode(errors="replace"), []).append(r)
+
+    def ranks(rs: list[int]) -> str:
+        return f"{rs[0]}-{rs[-1]}" if rs == list(range(rs[0], rs[-1] + 1)) and len(rs) > 1 else ",".join(map(str, rs))
+
+    return (f"{len(every)} ranks on {len(hosts)} host{'s' if len(hosts) > 1 else ''}: "
+            + ", ".join(f"{h} [{ranks(rs)}]" for h, rs in hosts.items()))
+
+
+def mpi_discovery() -> None:
+    """RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR from MPI (mpirun, srun --mpi=pmix) with DeepSpeed's own
+    discovery (mpi4py; the address is rank 0's first `hostname -I` address). Two things it would
+    otherwise override are kept: MASTER_PORT (it always uses 29500, so two jobs on one node collide)
+    and a MASTER_ADDR the user set (rank 0's first address may be the wrong network)."""
+    from deepspeed.comm.comm import TORCH_DISTRIBUTED_DEFAULT_PORT, mpi_discovery as ds_mpi_discovery
+
+    user_addr = os.environ.get("MASTER_ADDR")
+    ds_mpi_discovery(distributed_port=int(os.environ.get("MASTER_PORT") or TORCH_DISTRIBUTED_DEFAULT_PORT),
+                     verbose=False)
+    if user_addr:
+        os.environ["MASTER_ADDR"] = user_addr
+
+
+def check_master_addr_is_local(addr: str) -> None:
+    """Rank 0 hosts the rendezvous, so MASTER_ADDR must be one of its own addresses; otherwise rank 0
+    (and every other rank) would wait for the collective timeout. One line instead."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
+            s.bind((addr, 0))
+    except socket.gaierror as e:
+        raise RankError(f"rank 0: MASTER_ADDR {addr!r} does not resolve on {socket.gethostname()} ({e.strerror}); "
+                        "set it to this host's name or address") from None
+    except OSError as e:
+        raise RankError(f"rank 0 runs on {socket.gethostname()} but MASTER_ADDR {addr} is not an address of this "
+                        f"host ({e.strerror}); the rendezvous lives on rank 0's host: set MASTER_ADDR to it (the "
+                        "first node of the allocation / the first host of the hostfile)") from None
 
 
 def wait_for_rendezvous(addr: str, port: str, seconds: float) -> None:

@@ -2,7 +2,10 @@
 
 Anything the user can fix (a bad flag, a missing file, a data dir that does not fit the model)
 raises `BertptError`. Entry points wrap their body in `exit_on_error`, which prints the message as
-one line (on rank 0 only when several ranks would print the same thing) and exits with status 2.
+one line and exits with status 2. Every rank validates the same inputs, so rank 0 prints and the
+others wait a moment first: the launcher (srun --kill-on-bad-exit, deepspeed, torchrun, mpirun) ends
+them once rank 0 has exited, so the line appears once; an error only one rank hits (a path missing
+on one node) is still printed, by that rank, with its rank and host.
 Unexpected exceptions still show their traceback: those are bugs and need it.
 """
 
@@ -10,10 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
+OTHER_RANKS_DELAY_S = 5.0
+
+
+def process_rank() -> int:
+    """This process's global rank from any launcher's variables (errors can come before MPI discovery)."""
+    for var in ("RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 class BertptError(Exception):
@@ -33,9 +47,11 @@ def exit_on_error(prog: str):
     try:
         yield
     except BertptError as e:
-        # Every rank validates the same inputs and raises the same error: print it once.
-        if os.environ.get("RANK", "0") == "0" or e.every_rank:
-            print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        rank = process_rank()
+        if rank != 0 and not e.every_rank:
+            time.sleep(OTHER_RANKS_DELAY_S)  # rank 0 normally says the same; the launcher kills us meanwhile
+            prog = f"{prog} (rank {rank} on {socket.gethostname()})"
+        print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)

@@ -44,3 +44,31 @@ def test_sweep_removes_only_stale_unmapped_shm_buffers(tmp_path):
         removed = sweep_stale_shm_buffers(str(tmp_path))
     assert removed == [str(paths["dead"])]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for n, p in paths.items() if n != "dead")
+
+
+def test_rank_0_accepts_its_own_addresses_and_refuses_another_hosts():
+    import socket
+
+    from bertpt.distributed import check_master_addr_is_local
+    from bertpt.errors import RankError
+
+    for addr in ("127.0.0.1", "localhost", socket.gethostname()):
+        check_master_addr_is_local(addr)
+    with pytest.raises(RankError, match=r"MASTER_ADDR 192\.0\.2\.254 is not an address of this host"):
+        check_master_addr_is_local("192.0.2.254")  # TEST-NET-1: never a local address here
+
+
+def test_hosts_line_in_a_world_of_one(monkeypatch):
+    import socket
+
+    import torch.distributed as dist
+
+    from bertpt.distributed import hosts_line
+    from tests.helpers import free_port
+
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        assert hosts_line(0) == f"1 ranks on 1 host: {socket.gethostname()} [0]"
+    finally:
+        dist.destroy_process_group()

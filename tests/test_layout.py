@@ -37,5 +37,14 @@ def test_presets_are_valid_deepspeed_json():
 def test_hostfiles_parse_with_deepspeeds_parser():
     from deepspeed.launcher.runner import _parse_hostfile
 
-    example = _parse_hostfile((REPO / "hostfiles" / "example").read_text().splitlines())
-    assert example == {"node1": 8, "node2": 8}
+    def parse(name):
+        return dict(_parse_hostfile((REPO / "hostfiles" / name).read_text().splitlines()))
+
+    assert parse("2x8gpu") == {"node1": 8, "node2": 8}
+    assert parse("2x1cpu") == {"node1": 1, "node2": 1}  # what tests/cluster launches with
+
+
+def test_deepspeed_env_example_is_what_deepspeed_reads():
+    """DeepSpeed reads every line of a .deepspeed_env as NAME=value (no comments, no blank lines)."""
+    lines = (REPO / "hostfiles" / "deepspeed_env.example").read_text().splitlines()
+    assert lines and all(line.split("=", 1)[0].isidentifier() and "=" in line for line in lines)

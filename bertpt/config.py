@@ -90,6 +90,18 @@ class PretrainConfig:
         1,
         "DataLoader worker processes per rank that collate and mask batches (0: in the training "
         "process).")
+    activation_checkpointing: bool = _arg(
+        False,
+        "Recompute each encoder layer's activations in the backward pass instead of keeping them "
+        "(torch.utils.checkpoint): about a third more compute for a fraction of the activation memory, "
+        "for large models and long sequences. The same losses and gradients (dropout masks are replayed). "
+        "bertpt's model does not use DeepSpeed's checkpointing API, so a DeepSpeed JSON "
+        "\"activation_checkpointing\" section is refused in favour of this flag.")
+    peak_tflops: float = _arg(
+        0,
+        "Peak TFLOPS of one device at the training precision, for the MFU shown in the log and "
+        "TensorBoard. 0: from bertpt's table of known accelerators (H100, H200, A100, V100, A10, L4, "
+        "MI250, MI300; see bertpt/flops.py); on CPUs and unknown devices MFU is then not shown.")
 
     def validate(self) -> None:
         for name in ("max_steps", "log_steps"):
@@ -99,6 +111,8 @@ class PretrainConfig:
                      "num_workers"):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
+        if self.peak_tflops < 0:
+            raise BertptError(f"--peak_tflops must be 0 (auto) or positive (got {self.peak_tflops})")
         if self.rendezvous_timeout <= 0:
             raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():

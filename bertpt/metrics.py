@@ -1,13 +1,18 @@
 """Training metrics: accumulated on the device, reduced across ranks only at log time, shown on a
 rank-0 progress bar, written as TensorBoard scalars and appended to <output_dir>/metrics.jsonl
 (full-precision numbers for scripts and plots; not `logging.py`: that would shadow the
-standard library when the package directory is on sys.path)."""
+standard library when the package directory is on sys.path).
+
+Throughput: tokens/s counts real (non-padding) tokens, sequences/s sequences, both over all ranks;
+TFLOPS is model FLOPs (bertpt.flops, for the real tokens and masked positions) per second per
+device, and MFU that over the device's peak, shown where the peak is known or given."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -15,7 +20,9 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 # What a micro-step contributes; all sums, so that averages over steps and ranks are exact.
-FIELDS = ("loss", "mlm_loss", "nsp_loss", "mlm_correct", "mlm_count", "nsp_correct", "sequences", "tokens", "micro_steps")
+FIELDS = ("loss", "mlm_loss", "nsp_loss", "mlm_correct", "mlm_count", "nsp_correct", "sequences", "tokens", "tokens_sq",
+          "micro_steps")
+COUNTS = ("tokens", "tokens_sq", "sequences", "predictions")  # raw sums: metrics.jsonl only, not TensorBoard
 
 
 class Sums:
@@ -25,10 +32,12 @@ class Sums:
         self.t = torch.zeros(len(FIELDS), dtype=torch.float64, device=device)
 
     def add(self, out, batch) -> None:
+        lengths = batch["attention_mask"].sum(1).double()  # real tokens per sequence; Σn² is attention's cost
         self.t += torch.stack([out.loss.detach().double(), out.mlm_loss.double(), out.nsp_loss.double(),
                                out.mlm_correct.double(), out.mlm_count.double(), out.nsp_correct.double(),
                                torch.tensor(batch["input_ids"].shape[0], dtype=torch.float64, device=self.t.device),
-                               batch["attention_mask"].sum().double(), torch.ones((), dtype=torch.float64, device=self.t.device)])
+                               lengths.sum(), (lengths * lengths).sum(),
+                               torch.ones((), dtype=torch.float64, device=self.t.device)])
 
     def reduce(self) -> dict[str, float]:
         t = self.t.clone()
@@ -38,14 +47,19 @@ class Sums:
         steps = max(s["micro_steps"], 1)
         return {"loss": s["loss"] / steps, "mlm_loss": s["mlm_loss"] / steps, "nsp_loss": s["nsp_loss"] / steps,
                 "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1), "nsp_acc": s["nsp_correct"] / max(s["sequences"], 1),
-                "tokens": s["tokens"], "sequences": s["sequences"]}
+                "tokens": s["tokens"], "tokens_sq": s["tokens_sq"], "sequences": s["sequences"],
+                "predictions": s["mlm_count"]}
 
 
 class Reporter:
     """Rank 0's console progress bar and TensorBoard writer; a no-op on other ranks."""
 
-    def __init__(self, rank: int, output_dir: Path, start_step: int, max_steps: int):
+    def __init__(self, rank: int, output_dir: Path, start_step: int, max_steps: int,
+                 flops: Callable[..., float] | None = None, peak_tflops: float | None = None, world: int = 1):
+        """`flops(tokens, tokens_sq, sequences, predictions)`: model FLOPs of that much work
+        (bertpt.flops.step_flops); `peak_tflops`: one device's peak, for MFU (None: no MFU)."""
         self.active = rank == 0
+        self.flops, self.peak_tflops, self.world = flops, peak_tflops, world
         self.jsonl = output_dir / "metrics.jsonl"
         self.bar = tqdm(total=max_steps, initial=start_step, desc="pretrain", unit="step",
                         dynamic_ncols=True, disable=not self.active)
@@ -60,6 +74,13 @@ class Reporter:
         now = time.perf_counter()
         elapsed = max(now - self.last_time - self.excluded, 1e-9)
         m = {**m, "lr": lr, "tokens_per_s": m["tokens"] / elapsed, "seq_per_s": m["sequences"] / elapsed}
+        speed = f"{m['tokens_per_s']:,.0f} tok/s {m['seq_per_s']:,.1f} seq/s"
+        if self.flops is not None:
+            m["tflops"] = self.flops(m["tokens"], m["tokens_sq"], m["sequences"], m["predictions"]) / elapsed / self.world / 1e12
+            speed += f" {m['tflops']:.3g} TFLOPS"
+            if self.peak_tflops:
+                m["mfu"] = m["tflops"] / self.peak_tflops
+                speed += f" MFU {m['mfu']:.1%}"
         if grad_norm is not None:  # a float or a 0-d tensor, depending on the ZeRO stage
             m["grad_norm"] = float(grad_norm)
         if loss_scale is not None:
@@ -67,8 +88,7 @@ class Reporter:
         self.last_time, self.excluded = now, 0.0
         if self.active:
             self.bar.set_postfix_str(f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
-                                     f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} "
-                                     f"{m['tokens_per_s']:,.0f} tok/s", refresh=False)
+                                     f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} {speed}", refresh=False)
             self.scalars("train", m, step)
         return m
 
@@ -83,7 +103,7 @@ class Reporter:
             f.write(json.dumps({"split": prefix, "step": step, **m}) + "\n")
         if self.writer is not None:
             for k, v in m.items():
-                if k not in ("tokens", "sequences"):
+                if k not in COUNTS:
                     self.writer.add_scalar(f"{prefix}/{k}", v, step)
 
     @contextlib.contextmanager

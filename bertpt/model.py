@@ -1,12 +1,26 @@
 """BERT for pretraining (masked LM + next-sentence prediction), parameter-compatible with
 `transformers.BertForPreTraining`: same module tree, same parameter names, same tied weights, so a
 state dict moves between the two with `load_state_dict(strict=True)` and an export loads with
-`from_pretrained`. Written out here (rather than using the HF class) for two reasons that matter
-to pretraining speed: attention is one `scaled_dot_product_attention` call, and the MLM head runs
-only on the masked positions (about 15% of tokens) when labels are given.
+`from_pretrained`. Written out here (rather than using the HF class) because four things that the
+HF class does not do decide pretraining speed (each measured: README "Throughput"):
 
+- Unpadding (bertpt/unpad.py): with labels, every token-wise op (embeddings, Q/K/V/output
+  projections, FFN, LayerNorm, dropout) runs on the real tokens only, packed into (T, H), and
+  attention runs on groups of sequences of similar length, each padded to its own longest.
+  Prepared data is ~20-25% padding even when each batch is cut to its longest instance (most
+  batches hold a full-length one), so trimming alone saves nothing.
+- The MLM head (transform + V x H projection) runs only on the masked positions (~15% of tokens).
+- Dropout on CPU draws 16-bit random numbers, four per 64-bit word of torch's generator, instead
+  of a double per element (`bernoulli_`): 4.5x cheaper, where dropout took 14-20% of a CPU step.
+  The drop probability is rounded to a multiple of 1/65536 (0.1 -> 0.100006). CUDA uses F.dropout.
+- Attention is a `scaled_dot_product_attention` call without dropout; with attention dropout
+  (training) it is written out, so that it uses the dropout above (SDPA's CPU fallback for dropout
+  is the same arithmetic with `bernoulli_`).
+
+Optional activation checkpointing (`gradient_checkpointing`) recomputes each layer in backward
+with torch.utils.checkpoint (RNG state preserved, so dropout masks are the same).
 No DeepSpeed import here: the model is plain PyTorch, the engine wraps it.
-Shapes: B batch, L sequence length, H hidden size, V vocabulary, N masked positions in the batch.
+Shapes: B batch, L sequence length, H hidden size, V vocabulary, T real tokens, N masked positions.
 """
 
 from __future__ import annotations
@@ -17,10 +31,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from transformers import BertConfig
 
 from bertpt.errors import BertptError
+from bertpt.unpad import Packing, packing
 
 # name: (layers, hidden, heads) -- Google's BERT miniatures plus base and large; FFN is 4 x hidden.
 PRESETS = {
@@ -72,6 +88,31 @@ class Module(nn.Module):
     """A bare container, so that attribute paths spell the Hugging Face parameter names."""
 
 
+# ---------------------------------------------------------------------------------------------
+# Dropout
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout. On CPU the keep mask compares 16-bit slices of torch's 64-bit random words
+    with a threshold: torch's CPU generator (mt19937) costs about the same per word whatever is made
+    of it, and `bernoulli_` spends one double per element (F.dropout: 4.5x slower, measured). Uses (and
+    advances) torch's global generator, so seeding, checkpointed RNG states and activation
+    checkpointing all apply."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    n = x.numel()
+    # from=-2**63, to=None: the full 64-bit range (plain random_() leaves the top bit 0)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, None)
+    r = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-2^15, 2^15)
+    drop = round(p * 65536)
+    # scaled after masking, in the op's float arithmetic: a bf16 mask holding 1/(1-p) would round it
+    return (x * (r >= drop - 32768).to(x.dtype)).mul_(65536 / (65536 - drop))
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
 class Embeddings(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
@@ -79,13 +120,11 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.p = c.hidden_dropout_prob
 
-    def forward(self, input_ids, token_type_ids):
-        L = input_ids.shape[1]
-        positions = torch.arange(L, device=input_ids.device)
+    def forward(self, input_ids, token_type_ids, positions):  # all (T,) or all (B, L)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
-        return self.dropout(self.LayerNorm(x))  # (B, L, H)
+        return dropout(self.LayerNorm(x), self.p, self.training)
 
 
 class SelfAttention(nn.Module):
@@ -95,15 +134,22 @@ class SelfAttention(nn.Module):
         self.query = nn.Linear(c.hidden_size, c.hidden_size)
         self.key = nn.Linear(c.hidden_size, c.hidden_size)
         self.value = nn.Linear(c.hidden_size, c.hidden_size)
-        self.dropout_p = c.attention_probs_dropout_prob
+        self.p = c.attention_probs_dropout_prob
 
-    def forward(self, x, attn_mask):
-        B, L, H = x.shape
-        split = lambda t: t.view(B, L, self.heads, self.head_dim).transpose(1, 2)  # (B, heads, L, d)
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout_p if self.training else 0.0)
-        return y.transpose(1, 2).reshape(B, L, H)
+    def forward(self, x, pk: Packing):  # (T, H) -> (T, H)
+        dropout_p = self.p if self.training else 0.0
+        q = self.query(x)
+        if dropout_p:  # written out below: scale the packed (T, H) queries, cheaper than the (B, heads, L, L) scores
+            q = q * self.head_dim ** -0.5
+        q, k, v = pk.to_heads(q), pk.to_heads(self.key(x)), pk.to_heads(self.value(x))
+        ys = []
+        for g, qg, kg, vg in zip(pk.groups, q, k, v):  # (B_g, heads, L_g, d) each
+            if dropout_p:
+                scores = torch.matmul(qg, kg.transpose(-1, -2)).add_(g.key_bias)  # (B_g, heads, L_g, L_g)
+                ys.append(torch.matmul(dropout(torch.softmax(scores, dim=-1), dropout_p, True), vg))
+            else:
+                ys.append(F.scaled_dot_product_attention(qg, kg, vg, attn_mask=g.key_mask))
+        return pk.from_heads(ys)  # (T, H)
 
 
 class Layer(nn.Module):
@@ -121,21 +167,24 @@ class Layer(nn.Module):
         self.output = Module()
         self.output.dense = nn.Linear(c.intermediate_size, c.hidden_size)
         self.output.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.p = c.hidden_dropout_prob
         if c.hidden_act != "gelu":
             raise BertptError(f"hidden_act {c.hidden_act!r} is not supported; bertpt implements BERT's 'gelu'")
 
-    def forward(self, x, attn_mask):
+    def forward(self, x, pk: Packing):  # (T, H) -> (T, H)
         a = self.attention
-        x = a.output.LayerNorm(x + self.dropout(a.output.dense(a.self(x, attn_mask))))
+        x = a.output.LayerNorm(x + dropout(a.output.dense(a.self(x, pk)), self.p, self.training))
         h = F.gelu(self.intermediate.dense(x))
-        return self.output.LayerNorm(x + self.dropout(self.output.dense(h)))
+        return self.output.LayerNorm(x + dropout(self.output.dense(h), self.p, self.training))
 
 
 class BertForPreTraining(nn.Module):
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, gradient_checkpointing: bool = False):
         super().__init__()
         self.config = config
+        # Recompute each layer's activations in backward instead of keeping them: about a third more
+        # compute for a fraction of the activation memory (large models, long sequences).
+        self.gradient_checkpointing = gradient_checkpointing
         c = config
         self.bert = Module()
         self.bert.embeddings = Embeddings(c)
@@ -174,22 +223,32 @@ class BertForPreTraining(nn.Module):
         h = t.LayerNorm(F.gelu(t.dense(h)))
         return self.cls.predictions.decoder(h)  # (..., V)
 
-    def forward(self, input_ids, token_type_ids, attention_mask, labels=None, next_sentence_label=None):
-        # Boolean mask broadcast over heads and query positions: True where a key may be attended.
-        attn_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
-        x = self.bert.embeddings(input_ids, token_type_ids)  # (B, L, H)
+    def encode(self, input_ids, token_type_ids, pk: Packing) -> torch.Tensor:
+        """The encoder on the real tokens: (T, H)."""
+        positions = torch.arange(pk.L, device=input_ids.device).expand(pk.B, pk.L)
+        x = self.bert.embeddings(*(pk.unpad(t) for t in (input_ids, token_type_ids, positions)))
         for layer in self.bert.encoder.layer:
-            x = layer(x, attn_mask)
-        pooled = torch.tanh(self.bert.pooler.dense(x[:, 0]))  # (B, H), the [CLS] position
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(layer, x, pk, use_reentrant=False)
+            else:
+                x = layer(x, pk)
+        return x
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels=None, next_sentence_label=None):
+        pk = packing(attention_mask, self.config.num_attention_heads, self.bert.embeddings.word_embeddings.weight.dtype,
+                     unpad=labels is not None)
+        x = self.encode(input_ids, token_type_ids, pk)  # (T, H)
+        pooled = torch.tanh(self.bert.pooler.dense(x.index_select(0, pk.cls_rows)))  # (B, H), the [CLS] tokens
         nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
         if labels is None:
-            return PretrainingOutput(prediction_logits=self.mlm_head(x), seq_relationship_logits=nsp_logits)
+            return PretrainingOutput(prediction_logits=self.mlm_head(pk.pad(x)), seq_relationship_logits=nsp_logits)
 
         # Sparse MLM head: transform and project only the masked positions.
-        selected = labels != -100  # (B, L)
-        mlm_logits = self.mlm_head(x[selected])  # (N, V)
-        targets = labels[selected]  # (N,)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), targets)
+        packed_labels = pk.unpad(labels)
+        selected = packed_labels != -100  # (T,)
+        mlm_logits = self.mlm_head(x[selected]).float()  # (N, V)
+        targets = packed_labels[selected]  # (N,)
+        mlm_loss = F.cross_entropy(mlm_logits, targets)
         nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
         with torch.no_grad():
             mlm_correct = (mlm_logits.argmax(-1) == targets).sum()

@@ -14,6 +14,7 @@ from pathlib import Path
 if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)  # run as a script: keep bertpt/'s modules from shadowing top-level ones
 
+import functools
 import json
 import random
 import time
@@ -30,6 +31,7 @@ from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
                             eval_batches, load_meta)
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
+from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
@@ -79,7 +81,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     import deepspeed  # after the cheap checks above, so bad input fails fast
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
-    model = BertForPreTraining(model_config)
+    model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
     if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
         init_from(cfg.init_from, model, meta["tokenizer_hash"], resume_from, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
@@ -115,11 +117,17 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                              collate_fn=MaskingCollator(meta, cfg.seed, EVAL_STREAM, whole_words),
                              generator=torch.Generator().manual_seed(cfg.seed))
 
-    reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps)
+    device, precision = device_name(engine.device), _precision(engine).split()[0]
+    peak = cfg.peak_tflops or peak_tflops(device, precision)
+    reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps, flops=functools.partial(step_flops, model_config),
+                        peak_tflops=peak, world=world)
     reporter.write(f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
                    f"({len(train)} training instances of {meta['max_seq_length']} tokens), world size {world}, "
                    f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
                    f"ZeRO stage {engine.zero_optimization_stage()}, {_precision(engine)}"
+                   + (", activation checkpointing" if cfg.activation_checkpointing else "")
+                   + (f", MFU against {peak:g} TFLOPS ({device} {precision})" if peak else
+                      f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)")
                    + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
     return Run(cfg, engine, meta, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
                iter(train_loader), eval_loader, reporter, start_step=step, stopper=Stopper(cfg.save_minutes, engine.device))
@@ -198,8 +206,10 @@ def finish(run: Run, seconds: float) -> None:
     tr, ev = run.last.get("train"), run.last.get("eval")
     lines = [f"bertpt: finished at step {run.step} of {run.cfg.max_steps} ({steps} steps this run, {seconds:.0f} s)"]
     if tr:
+        mfu = f", MFU {tr['mfu']:.1%}" if "mfu" in tr else ""
         lines.append(f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%} | nsp loss {tr['nsp_loss']:.4f} "
-                     f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s (last {run.cfg.log_steps} steps)")
+                     f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s, {tr['seq_per_s']:,.1f} sequences/s, "
+                     f"{tr['tflops']:.3g} TFLOPS per device{mfu} (last {run.cfg.log_steps} steps)")
     if ev:
         lines.append(f"  eval   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
                      f"acc {ev['nsp_acc']:.2%}")
@@ -245,6 +255,10 @@ def _check_ds_config(ds_config: dict, ds_path: str) -> None:
             raise BertptError(f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
                               f"({acc.device_name()}) does not support; use a preset with the other precision "
                               "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32")
+    if "activation_checkpointing" in ds_config:
+        raise BertptError(f"--deepspeed_config {ds_path} has an \"activation_checkpointing\" section, which configures "
+                          "DeepSpeed's own checkpointing API; bertpt's model does not call it, so the section would "
+                          "do nothing. Remove it and pass --activation_checkpointing instead")
     try:
         DeepSpeedConfig(ds_config)
     except Exception as e:  # noqa: BLE001 -- assertion, pydantic and value errors alike

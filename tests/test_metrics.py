@@ -35,6 +35,7 @@ def test_sums_average_over_micro_steps(world_of_one):
     assert m["loss"] == pytest.approx(4.0) and m["mlm_loss"] == pytest.approx(3.25)
     assert m["mlm_acc"] == pytest.approx(8 / 20) and m["nsp_acc"] == pytest.approx(4 / 8)
     assert m["tokens"] == 2 * 29 and m["sequences"] == 8
+    assert m["tokens_sq"] == 2 * (5 * 5 + 3 * 8 * 8) and m["predictions"] == 20  # Σn² per sequence, Σ masked
     assert sums.reduce()["tokens"] == 0  # reduce resets
 
 
@@ -49,3 +50,28 @@ def test_reporter_writes_jsonl_and_tensorboard(tmp_path):
     assert [(r["split"], r["step"]) for r in rows] == [("train", 5), ("eval", 5)]
     assert rows[0]["lr"] == 1e-4 and "loss_scale" not in rows[0]
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+
+
+def test_reporter_shows_tflops_and_mfu(tmp_path):
+    calls = []
+
+    def flops(tokens, tokens_sq, sequences, predictions):
+        calls.append((tokens, tokens_sq, sequences, predictions))
+        return 4e12
+
+    rep = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops, peak_tflops=100.0, world=2)
+    rep.last_time -= 2.0  # 2 s of training since the reporter started
+    sums = {"loss": 1.0, "mlm_loss": 0.7, "nsp_loss": 0.3, "mlm_acc": 0.5, "nsp_acc": 0.6, "tokens": 1000.0,
+            "tokens_sq": 90000.0, "sequences": 10.0, "predictions": 150.0}
+    m = rep.train(5, sums, lr=1e-4, grad_norm=None, loss_scale=None)
+    rep.close()
+    assert calls == [(1000.0, 90000.0, 10.0, 150.0)]
+    assert m["tflops"] == pytest.approx(1.0, rel=0.01)  # 4e12 FLOPs / 2 s / 2 devices
+    assert m["mfu"] == pytest.approx(0.01, rel=0.01) and m["seq_per_s"] == pytest.approx(5.0, rel=0.01)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["scalars"]
+    assert {"train/tokens_per_s", "train/seq_per_s", "train/tflops", "train/mfu"} <= set(tags)
+    assert "train/tokens_sq" not in tags
+    no_peak = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops)
+    assert "mfu" not in no_peak.train(6, sums, lr=1e-4, grad_norm=None, loss_scale=None)
+    no_peak.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 import transformers
 
 from bertpt.errors import BertptError
-from bertpt.model import PRESETS, BertForPreTraining, bert_config, num_parameters
+from bertpt.model import PRESETS, BertForPreTraining, bert_config, dropout, num_parameters
 
 
 def batch(vocab=500, B=4, L=24, seed=0):
@@ -73,6 +74,66 @@ def test_sparse_head_gives_dense_loss_and_gradients():
     for n, p in model.named_parameters():
         assert torch.allclose(grads_sparse[n], p.grad, atol=1e-6, rtol=1e-5), n
     assert sparse.mlm_count == (b["labels"] != -100).sum()
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_unpadded_sparse_step_equals_transformers_dense_step(attn):
+    """The training path (unpadded encoder, sparse MLM head) against transformers' own dense model
+    on the same weights and batch: the same losses and the same gradient for every parameter."""
+    config = bert_config("bert-tiny", 500)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    torch.manual_seed(2)
+    ours = BertForPreTraining(config)
+    hf_config = copy.deepcopy(config)
+    hf_config._attn_implementation = attn
+    hf = transformers.BertForPreTraining(hf_config)
+    assert hf.config._attn_implementation == attn
+    hf.load_state_dict(ours.state_dict(), strict=True)
+    b = batch()  # rows 1 and 3 are padded, row 0 has a label at [CLS]
+    out = ours(**b)
+    out.loss.backward()
+    ref = hf(**b)
+    ref.loss.backward()
+    assert torch.allclose(out.loss, ref.loss, atol=1e-6, rtol=1e-6)
+    theirs = dict(hf.named_parameters())
+    assert set(theirs) == {n for n, _ in ours.named_parameters()}
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, theirs[name].grad, atol=1e-6, rtol=1e-4), name
+    with torch.no_grad():  # evaluation (labels, no dropout) takes the SDPA branch
+        assert torch.allclose(ours.eval()(**b).loss, hf.eval()(**b).loss, atol=1e-6)
+
+
+def test_activation_checkpointing_gives_the_same_step():
+    """Same loss and gradients with dropout on: the recomputation replays the RNG state."""
+    config = bert_config("bert-tiny", 500)
+    torch.manual_seed(3)
+    model = BertForPreTraining(config)
+    b = batch()
+    grads = []
+    for checkpointing in (False, True):
+        model.gradient_checkpointing = checkpointing
+        model.zero_grad()
+        torch.manual_seed(4)
+        loss = model(**b).loss
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert torch.equal(grads[0][0], grads[1][0])
+    for name, g in grads[0][1].items():
+        assert torch.allclose(g, grads[1][1][name], atol=1e-7), name
+
+
+def test_cpu_dropout_rate_scale_and_seeding():
+    x = torch.ones(1_000_003)
+    torch.manual_seed(5)
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 2e-3  # 0.1 rounded to 6554/65536
+    assert torch.allclose(y[kept], torch.tensor(65536 / (65536 - 6554)))
+    assert abs(y.mean().item() - 1) < 3e-3  # inverted dropout keeps the expectation
+    torch.manual_seed(5)
+    assert torch.equal(dropout(x, 0.1, True), y)
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    assert dropout(torch.ones(7, dtype=torch.bfloat16), 0.5, True).dtype == torch.bfloat16
 
 
 def test_presets_have_googles_shapes():

@@ -78,9 +78,9 @@ DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the checkout's bertpt, and the tests' literal port of Google's code
 from tests import google_reference  # noqa: E402  (create_pretraining_data.py's instance algorithm)
-# What the `bertpt-prepare` console script runs (pyproject: bertpt.prepare:main), spelled out, so
+# What the `bertpt-prepare` console script runs (pyproject: bertpt.data.prepare:main), spelled out, so
 # that the checkout's bertpt runs with the program name bertpt-prepare in its messages.
-BERTPT_PREPARE = "import sys; from bertpt.prepare import main; sys.argv[0] = 'bertpt-prepare'; sys.exit(main())"
+BERTPT_PREPARE = "import sys; from bertpt.data.prepare import main; sys.argv[0] = 'bertpt-prepare'; sys.exit(main())"
 
 MB = 1_000_000  # corpus sizes are in decimal megabytes
 MIB = 2**20     # memory is in mebibytes
@@ -768,7 +768,7 @@ def main() -> None:
     if (workdir / "tokenizer" / "tokenizer.json").is_file() and vocab_file.is_file():
         print(f"tokenizer: reusing {workdir / 'tokenizer'}")
     else:
-        from bertpt.tokenizer import save_tokenizer, train_tokenizer
+        from bertpt.data.tokenizer import save_tokenizer, train_tokenizer
 
         t0 = time.perf_counter()
         tok = train_tokenizer((p for d in documents for p in d), vocab_size=VOCAB_SIZE, cased=False,

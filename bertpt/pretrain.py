@@ -25,10 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bertpt import checkpoint, distributed, universal
-from bertpt.builtin import builtin_data_dir, prepare_builtin
+from bertpt import distributed
+from bertpt.ckpt import checkpoint
+from bertpt.ckpt import universal
+from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
-from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
+from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
                             eval_batches, load_meta)
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
@@ -36,7 +38,7 @@ from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
 from bertpt.preemption import EXIT_PREEMPTED, Stopper, ignore_in_workers
-from bertpt.warmstart import init_from
+from bertpt.ckpt.warmstart import init_from
 
 
 @dataclass
@@ -193,7 +195,7 @@ def save(run: Run) -> None:
 
 
 def finish(run: Run, seconds: float) -> None:
-    from bertpt.export import export_hf
+    from bertpt.ckpt.export import export_hf
 
     hf_dir = Path(run.cfg.output_dir) / "hf"
     if run.rank == 0 and (run.ckpt_dir / "latest").is_file():

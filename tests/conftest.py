@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bertpt.builtin import builtin_documents
-from bertpt.corpus import Source
-from bertpt.prepare import PrepareConfig, prepare
+from bertpt.data.builtin import builtin_documents
+from bertpt.data.corpus import Source
+from bertpt.data.prepare import PrepareConfig, prepare
 
 
 @pytest.fixture(scope="session")

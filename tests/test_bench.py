@@ -1,11 +1,11 @@
-"""bertpt.bench without training: flags, the DeepSpeed JSON it derives, its inputs (the runs: tests/e2e)."""
+"""bertpt.bench.throughput without training: flags, the DeepSpeed JSON it derives, its inputs (the runs: tests/e2e)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bertpt.bench import bench_ds_config, make_batches, parse_args
+from bertpt.bench.throughput import bench_ds_config, make_batches, parse_args
 from bertpt.errors import BertptError
 
 

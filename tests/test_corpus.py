@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 import bertpt
-from bertpt.builtin import builtin_documents
-from bertpt.corpus import ReadStats, Source, iter_documents, report_skips, resolve_files, total_input_bytes
+from bertpt.data.builtin import builtin_documents
+from bertpt.data.corpus import ReadStats, Source, iter_documents, report_skips, resolve_files, total_input_bytes
 from bertpt.errors import BertptError
-from bertpt.sentences import split_sentences
+from bertpt.data.sentences import split_sentences
 
 
 def read(tmp_path: Path, *inputs: str, **kw) -> tuple[list[str], ReadStats]:
@@ -233,7 +233,7 @@ def test_uncached_dataset_offline_is_a_one_line_error(tmp_path):
     pytest.importorskip("datasets")
     # datasets reads HF_HUB_OFFLINE / HF_DATASETS_OFFLINE when it is imported, so set them in a
     # fresh interpreter. Without them an offline machine would retry the Hub for ~25 s instead.
-    code = ("import json\nfrom bertpt.corpus import ReadStats, Source, iter_documents\n"
+    code = ("import json\nfrom bertpt.data.corpus import ReadStats, Source, iter_documents\n"
             "from bertpt.errors import BertptError\n"
             "try:\n    iter_documents(Source(hf_dataset='bertpt-no-such-user/no-such-dataset'), ReadStats())\n"
             "except BertptError as e:\n    print(json.dumps(str(e)))\n")

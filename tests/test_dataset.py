@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertpt.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches,
+from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches,
                             load_meta)
 from bertpt.errors import BertptError
 

@@ -1,4 +1,4 @@
-"""bertpt.instances against an independent port of Google's create_pretraining_data.py
+"""bertpt.data.instances against an independent port of Google's create_pretraining_data.py
 (tests/google_reference.py), on real text with a real WordPiece tokenizer.
 
 Same documents, same `random.Random(seed)` -> the very same instances, in the same order, with the
@@ -13,8 +13,8 @@ import random
 import numpy as np
 import pytest
 
-from bertpt.instances import google_instances, num_to_predict, truncate_seq_pair
-from bertpt.tokenizer import continuation_table, special_ids, train_tokenizer
+from bertpt.data.instances import google_instances, num_to_predict, truncate_seq_pair
+from bertpt.data.tokenizer import continuation_table, special_ids, train_tokenizer
 from tests import google_reference as ref
 
 MASKED_LM_PROB, MAX_PREDICTIONS = 0.15, 20

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from transformers import BertTokenizerFast
 
-from bertpt.corpus import Source
-from bertpt.dataset import PretrainingData
+from bertpt.data.corpus import Source
+from bertpt.data.dataset import PretrainingData
 from bertpt.errors import BertptError
-from bertpt.prepare import PrepareConfig, prepare
+from bertpt.data.prepare import PrepareConfig, prepare
 
 
 def run_prepare(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bertpt.prepare", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "bertpt.data.prepare", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -113,7 +113,7 @@ def test_sigkill_then_rerun_keeps_finished_chunks_and_equals_an_uninterrupted_ru
     assert n_chunks >= 40
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "bertpt.prepare", corpus, "--output_dir", out, *map(str, flags)],
+    proc = subprocess.Popen([sys.executable, "-m", "bertpt.data.prepare", corpus, "--output_dir", out, *map(str, flags)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while len(list(out.glob("chunk-*.json"))) < 5 and time.time() < deadline and proc.poll() is None:
@@ -288,7 +288,7 @@ def test_hf_dataset_streaming_from_a_local_directory_via_the_cli(tmp_path, docum
     for streaming in ("false", "true"):
         out = tmp_path / f"out-{streaming}"
         proc = subprocess.run(
-            [sys.executable, "-m", "bertpt.prepare", "--hf_dataset", str(src), "--hf_streaming", streaming,
+            [sys.executable, "-m", "bertpt.data.prepare", "--hf_dataset", str(src), "--hf_streaming", streaming,
              "--text_field", "content", "--tokenizer", str(tiny_data / "tokenizer"), "--output_dir", str(out)],
             capture_output=True, text=True, timeout=300, env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")})
         assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,7 @@ import pytest
 from transformers import BertTokenizerFast
 
 from bertpt.errors import BertptError
-from bertpt.tokenizer import (SPECIAL_TOKENS, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
+from bertpt.data.tokenizer import (SPECIAL_TOKENS, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
                               train_tokenizer)
 
 TEXT = "Thé Python interpreter evaluates EXPRESSIONS lazily."

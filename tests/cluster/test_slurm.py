@@ -87,8 +87,8 @@ def test_usr1_checkpoints_requeues_and_resumes_without_training_a_step_twice(clu
 @pytest.fixture(scope="module")
 def tiny_data_long(tiny_data, corpus_dir, tmp_path_factory):
     """Phase 2 data: the same text and tokenizer as `tiny_data`, at twice its sequence length."""
-    from bertpt.corpus import Source
-    from bertpt.prepare import PrepareConfig, prepare
+    from bertpt.data.corpus import Source
+    from bertpt.data.prepare import PrepareConfig, prepare
 
     out = tmp_path_factory.mktemp("data") / "tiny-long"
     prepare(PrepareConfig(output_dir=str(out), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=128,

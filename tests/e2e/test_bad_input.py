@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bertpt.corpus import Source
-from bertpt.prepare import PrepareConfig, prepare
+from bertpt.data.corpus import Source
+from bertpt.data.prepare import PrepareConfig, prepare
 from tests.helpers import ds_config, python_cmd, run, train_args
 
 pytestmark = pytest.mark.slow

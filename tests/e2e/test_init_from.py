@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertpt.dataset import load_meta
+from bertpt.data.dataset import load_meta
 from bertpt.errors import BertptError
 from bertpt.model import BertForPreTraining, bert_config
-from bertpt.warmstart import initial_weights
+from bertpt.ckpt.warmstart import initial_weights
 from tests.helpers import deepspeed_cmd, ds_config, free_port, python_cmd, read_metrics, run, train_args
 
 pytestmark = pytest.mark.slow

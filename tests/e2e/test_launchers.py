@@ -136,8 +136,8 @@ def test_export_gives_the_engines_logits(preset, tiny_data, tmp_path):
 
 
 def test_static_and_whole_word_masked_data_train(tiny_data, corpus_dir, tmp_path):
-    from bertpt.corpus import Source
-    from bertpt.prepare import PrepareConfig, prepare
+    from bertpt.data.corpus import Source
+    from bertpt.data.prepare import PrepareConfig, prepare
 
     for static in (True, False):
         data = tmp_path / f"data-static-{static}"

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertpt.checkpoint import verify
+from bertpt.ckpt.checkpoint import verify
 from bertpt.preemption import EXIT_PREEMPTED
 from tests.helpers import REPO, deepspeed_cmd, ds_config, launch_env, python_cmd, run, train_args
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertpt.checkpoint import TAG, published_tags, verify
+from bertpt.ckpt.checkpoint import TAG, published_tags, verify
 from bertpt.errors import BertptError
 
 # What must agree between the source and this run's model (all but the first are set by --model).
@@ -89,7 +89,7 @@ def _bertpt_checkpoint(p: Path) -> tuple[Path, str] | None:
 
 
 def _from_bertpt(path: str, ckpt_dir: Path, tag: str, model: nn.Module, tokenizer_hash: str | None) -> str:
-    from bertpt.export import consolidated_state_dict
+    from bertpt.ckpt.export import consolidated_state_dict
 
     _check_shapes(path, json.loads((ckpt_dir / "model_config.json").read_text()), model,
                   f"--model {ckpt_dir / 'model_config.json'} (or the preset phase 1 used)")
@@ -123,7 +123,7 @@ def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | No
     _check_shapes(path, config, model, f"--model {source / 'config.json'}")
     hf_hash = None
     if any((source / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
-        from bertpt.tokenizer import load_tokenizer, tokenizer_hash as fingerprint
+        from bertpt.data.tokenizer import load_tokenizer, tokenizer_hash as fingerprint
         with contextlib.suppress(BertptError):  # a tokenizer we cannot read is not compared
             hf_hash = fingerprint(load_tokenizer(source))
     _check_tokenizer(path, hf_hash, tokenizer_hash, source)

@@ -28,9 +28,9 @@ import numpy as np
 
 from bertpt import __version__
 from bertpt.errors import BertptError
-from bertpt.instances import StaticMasker, create_instances, documents_from_lengths
-from bertpt.sentences import split_sentences
-from bertpt.tokenizer import load_tokenizer, special_ids
+from bertpt.data.instances import StaticMasker, create_instances, documents_from_lengths
+from bertpt.data.sentences import split_sentences
+from bertpt.data.tokenizer import load_tokenizer, special_ids
 
 FORMAT_VERSION = 2  # of the prepared directory; dataset.py refuses other versions
 SPLITS = ("train", "val")

@@ -14,7 +14,7 @@ time). TFLOPS and MFU count bertpt.flops' model FLOPs for both sides (work on pa
 head counts against a side). Peak memory = the tensors a side keeps between steps (measured as it
 is built) + the most it allocates within a step (CUDA: the allocator's peak; CPU: torch.profiler's
 allocation record, which counts a buffer whole even where the OS has not backed all of it yet).
---zero_sweep: see bertpt/bench_sweep.py.
+--zero_sweep: see bertpt/bench/sweep.py.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class BenchConfig:
 def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[dict], int, int, str]:
     """n collated batches (this rank's share of each global step), the vocabulary size, pad id and a
     description. The masking collator is the training one."""
-    from bertpt.dataset import MaskingCollator, PretrainingData, StreamSampler, continuation_ids, load_meta
+    from bertpt.data.dataset import MaskingCollator, PretrainingData, StreamSampler, continuation_ids, load_meta
 
     if bc.data == "synthetic":
         L = bc.seq_len or 128
@@ -109,7 +109,7 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
         batches = [collate([item(p) for p in range(i * bc.micro_batch, (i + 1) * bc.micro_batch)]) for i in range(n)]
         return batches, bc.vocab_size, 0, f"synthetic, {L} tokens"
     if bc.data == "builtin":
-        from bertpt.builtin import builtin_data_dir, prepare_builtin
+        from bertpt.data.builtin import builtin_data_dir, prepare_builtin
         data_dir = builtin_data_dir()
         if rank == 0 and not (data_dir / "meta.json").exists():
             prepare_builtin(data_dir, progress=False)
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_error("bertpt-bench"):
         bc = parse_args(argv)
         if bc.zero_sweep:
-            from bertpt.bench_sweep import sweep
+            from bertpt.bench.sweep import sweep
             sweep(bc)
         else:
             run(bc)

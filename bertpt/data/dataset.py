@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bertpt.errors import BertptError
-from bertpt.shards import FORMAT_VERSION
+from bertpt.data.shards import FORMAT_VERSION
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
@@ -108,7 +108,7 @@ def eval_batches(n: int, eval_samples: int, micro: int, world: int, rank: int) -
 
 def continuation_ids(data_dir: str | Path) -> np.ndarray:
     """is_continuation[id] for the prepared directory's tokenizer (a `##` WordPiece)."""
-    from bertpt.tokenizer import continuation_table, load_tokenizer
+    from bertpt.data.tokenizer import continuation_table, load_tokenizer
 
     return np.array(continuation_table(load_tokenizer(Path(data_dir) / load_meta(data_dir)["tokenizer"])))
 

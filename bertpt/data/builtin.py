@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from bertpt.prepare import PrepareConfig, prepare
-from bertpt.shards import FORMAT_VERSION
+from bertpt.data.prepare import PrepareConfig, prepare
+from bertpt.data.shards import FORMAT_VERSION
 
 
 

@@ -47,7 +47,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertpt import checkpoint, distributed
+from bertpt import distributed
+from bertpt.ckpt import checkpoint
 from bertpt.errors import BertptError
 
 SUFFIX = "_universal"

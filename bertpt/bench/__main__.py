@@ -1,0 +1,3 @@
+from bertpt.bench.throughput import main
+
+main()

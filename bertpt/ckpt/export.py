@@ -1,0 +1,101 @@
+"""bertpt-export: a DeepSpeed checkpoint directory → a Hugging Face `BertForPreTraining` directory.
+
+    bertpt-export runs/bertpt/checkpoints runs/bertpt/hf [--tag step_000500]
+
+Weights are consolidated with DeepSpeed's own ZeRO-to-fp32 machinery (ZeRO 1-3, any number of
+ranks): the fp32 master weights. A ZeRO-0 checkpoint has no partitions; its model-states file holds
+the whole model in the training precision, which is used instead (exact for fp32; bf16/fp16 weights,
+the ones the engine computed with, are upcast to fp32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from bertpt.errors import BertptError, exit_on_error
+
+
+def consolidated_state_dict(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
+    """(fp32 state dict, where it came from)."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    tag_dir = ckpt_dir / tag
+    if any(tag_dir.glob("*optim_states.pt")):
+        try:
+            return get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=tag), "zero_to_fp32"
+        except ValueError as e:
+            if "is not a zero checkpoint" not in str(e):
+                raise BertptError(f"cannot consolidate {tag_dir}: {e}") from None
+    model_states = tag_dir / "mp_rank_00_model_states.pt"
+    if not model_states.exists():
+        raise BertptError(f"{tag_dir}: no model states file; is it a complete DeepSpeed checkpoint?")
+    module = torch.load(model_states, map_location="cpu", weights_only=False)["module"]
+    return {k: v.float() for k, v in module.items()}, "model states"
+
+
+def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None) -> Path:
+    from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
+
+    from bertpt.data.tokenizer import save_tokenizer
+
+    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
+    if not (ckpt_dir / "latest").is_file() and tag is None:
+        raise BertptError(f"{ckpt_dir}: no 'latest' file; pass the checkpoints directory of a bertpt run "
+                          "(<output_dir>/checkpoints) or --tag")
+    tag = tag or (ckpt_dir / "latest").read_text().strip()
+    if not (ckpt_dir / "model_config.json").is_file():
+        raise BertptError(f"{ckpt_dir}: no model_config.json; was it written by bertpt-pretrain?")
+    config = BertConfig.from_json_file(str(ckpt_dir / "model_config.json"))
+    state_dict, source = consolidated_state_dict(ckpt_dir, tag)
+
+    model = BertForPreTraining(config)
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}  # restored by tie_weights
+    if unexpected or set(missing) - tied:
+        raise BertptError(f"checkpoint {ckpt_dir / tag} does not match its model_config.json "
+                          f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    save_tokenizer(BertTokenizerFast.from_pretrained(str(ckpt_dir / "tokenizer")), out_dir)
+    (out_dir / "README.md").write_text(_model_card(config, ckpt_dir, tag, source))
+    return out_dir
+
+
+def _model_card(config, ckpt_dir: Path, tag: str, source: str) -> str:
+    state_file = ckpt_dir / tag / "bertpt_summary.json"
+    summary = json.loads(state_file.read_text()) if state_file.exists() else {}
+    lines = [
+        "---", "library_name: transformers", "tags: [bert, fill-mask, bertpt]", "---", "",
+        "# BERT pretrained with bertpt", "",
+        f"Masked-language modelling + next-sentence prediction, exported from `{ckpt_dir}` tag `{tag}` "
+        f"(weights from {source}).", "",
+        f"- layers {config.num_hidden_layers}, hidden {config.hidden_size}, heads {config.num_attention_heads}, "
+        f"vocabulary {config.vocab_size}",
+    ]
+    lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in summary.items()]
+    lines += ["", "```python", "from transformers import AutoModelForPreTraining, AutoTokenizer",
+              "model = AutoModelForPreTraining.from_pretrained(PATH)", "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+              "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bertpt-export", description=(
+        "Export a bertpt DeepSpeed checkpoint as a Hugging Face BertForPreTraining directory "
+        "(config.json, model.safetensors, tokenizer, README model card)."))
+    parser.add_argument("ckpt_dir", help="A run's checkpoints directory, e.g. runs/bertpt/checkpoints.")
+    parser.add_argument("out_dir", help="Directory to write the Hugging Face model to.")
+    parser.add_argument("--tag", default=None, help="Checkpoint tag to export (default: the one in 'latest').")
+    args = parser.parse_args(argv)
+    with exit_on_error("bertpt-export"):
+        out = export_hf(args.ckpt_dir, args.out_dir, args.tag)
+        print(f"exported {args.ckpt_dir} to {out}")
+
+
+if __name__ == "__main__":
+    main()

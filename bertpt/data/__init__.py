@@ -1,0 +1,1 @@
+"""Data wing: raw text -> tokenizer -> NSP instances -> shards (prepare side); shards -> masked batches (training side)."""

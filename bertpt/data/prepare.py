@@ -1,0 +1,351 @@
+"""bertpt-prepare: raw text → WordPiece tokenizer → Google NSP instances → sharded files + meta.json.
+
+    bertpt-prepare corpus/ 'more/*.txt.gz' --output_dir data/wiki128 [--tokenizer vocab.txt]
+    bertpt-prepare --hf_dataset wikimedia/wikipedia --hf_config 20231101.en --hf_streaming --output_dir ...
+
+Streaming end to end: the parent process reads documents in input order and cuts them into chunks
+of about --chunk_mb of text; worker processes turn each chunk into its shard files (shards.py).
+At most num_workers + 2 chunks are in memory at once, whatever the corpus size. Each chunk is
+seeded by its index, so the result does not depend on the number of workers, an interrupted run
+continues where it stopped (finished chunks are kept), and several nodes can each take a slice of
+the chunks (--num_slices / --slice) into one shared directory, followed by one `--merge`.
+
+Output directory:
+    tokenizer/            the tokenizer (BertTokenizerFast.from_pretrained loads it)
+    prepare.json          the settings, written before any chunk: a re-run must match them
+    {train,val}-NNNNN.*   the shards of chunk NNNNN (see shards.py)
+    chunk-NNNNN.json      a finished chunk's counts
+    slice-I-of-N.json     a finished slice's reading counts
+    meta.json             the index (shards, settings, counts); written last, so its presence means
+                          the directory is complete
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from bertpt.data.corpus import ReadStats, Source, iter_documents, report_skips, total_input_bytes
+from bertpt.errors import BertptError, exit_on_error, require_writable_dir
+from bertpt.data.shards import FORMAT_VERSION, ChunkWriter, init_worker, merge, run_chunk, write_atomic
+from bertpt.data.tokenizer import (continuation_table, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
+                              train_tokenizer)
+
+PROG = "bertpt-prepare"
+
+
+def _arg(default, help, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class PrepareConfig:
+    """Settings of one data preparation; all of them are recorded in meta.json."""
+
+    output_dir: str = _arg(None, "Directory to write the prepared data to (required).")
+    # --- input
+    input_format: str = _arg("auto", "Format of the input files: text (one sentence or paragraph per line, a "
+                             "blank line between documents), jsonl (one document per line), or auto (by "
+                             "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl).",
+                             choices=["auto", "text", "jsonl"])
+    text_field: str = _arg("text", "JSONL key / Hugging Face dataset column that holds a document's text.")
+    hf_dataset: str | None = _arg(None, "Read a Hugging Face dataset instead of files: a hub name or a local "
+                                  "path (data files, or a save_to_disk directory).")
+    hf_config: str | None = _arg(None, "The dataset's configuration (subset) name, e.g. 20231101.en.")
+    hf_split: str = _arg("train", "The dataset's split to read.")
+    hf_streaming: bool = _arg(False, "Stream the dataset instead of downloading it whole first.")
+    sentence_splitter: str = _arg("blingfire", "How a line becomes sentences: blingfire (each line is a "
+                                  "paragraph, split with the blingfire sentence splitter) or lines (each line "
+                                  "is one sentence, Google's input format).", choices=["blingfire", "lines"])
+    min_doc_tokens: int = _arg(0, "Drop documents with fewer tokens than this.")
+    # --- tokenizer
+    tokenizer: str | None = _arg(
+        None, "Existing tokenizer: a BERT vocab.txt or a Hugging Face tokenizer directory. Default: train a "
+        "new WordPiece vocabulary on the input (one streaming pass).")
+    vocab_size: int = _arg(30522, "Vocabulary size when training a tokenizer.")
+    cased: bool = _arg(False, "Keep case. Default: lowercase, as BERT-uncased.")
+    strip_accents: bool | None = _arg(None, "Strip accents (true/false). Default: exactly when lowercasing.")
+    min_frequency: int = _arg(2, "Minimum count of a token when training a tokenizer.")
+    tokenizer_only: bool = _arg(False, "Only train/copy the tokenizer into --output_dir, then stop (for "
+                                "multi-node preparation, which needs one shared tokenizer first).")
+    # --- instances and masking
+    max_seq_length: int = _arg(128, "Sequence length of an instance, [CLS] and [SEP]s included.")
+    max_predictions_per_seq: int | None = _arg(
+        None, "Most masked positions per instance. Default: 20 at length 128 and 80 at 512 (Google's "
+        "recipes), else ceil(masked_lm_prob * max_seq_length).")
+    masked_lm_prob: float = _arg(0.15, "Fraction of tokens masked per instance.")
+    short_seq_prob: float = _arg(0.1, "Probability of aiming an instance at a random shorter length.")
+    dupe_factor: int = _arg(1, "Passes over the corpus, each with a different segmentation.")
+    val_fraction: float = _arg(0.01, "Fraction of documents held out for validation (per chunk, at least one).")
+    seed: int = _arg(12345, "Seed of the document split, segmentation, random-next choices and static masks.")
+    whole_word_mask: bool = _arg(False, "Mask whole words: a ## WordPiece is masked with the word it continues.")
+    static_masking: bool = _arg(False, "Decide the masks here, once per instance, as Google's original recipe "
+                                "(use --dupe_factor for several copies). Default: dynamic masking at batch time.")
+    # --- scale
+    chunk_mb: float = _arg(8.0, "Text per chunk, in MB. Memory use is about (num_workers + 2) chunks x a few; "
+                           "random-next sentences are drawn from the same chunk.")
+    num_workers: int | None = _arg(None, "Worker processes. Default: all usable cores. 0: work in this process.")
+    num_slices: int = _arg(1, "Split the chunks over this many nodes (each runs the same command with its own "
+                           "--slice), then run --merge once.")
+    slice: int = _arg(0, "Which slice this node prepares, 0 .. num_slices-1 (e.g. $SLURM_PROCID).")
+    merge: bool = _arg(False, "Write meta.json of a directory whose slices are all finished, then stop.")
+    overwrite: bool = _arg(False, "Replace whatever prepared data --output_dir holds.")
+
+    def resolved_max_predictions(self) -> int:
+        if self.max_predictions_per_seq is not None:
+            return self.max_predictions_per_seq
+        default = math.ceil(round(self.masked_lm_prob * self.max_seq_length, 6))
+        return {128: 20, 512: 80}.get(self.max_seq_length, default)
+
+    def workers(self) -> int:
+        return len(os.sched_getaffinity(0)) if self.num_workers is None else self.num_workers
+
+    def data_settings(self) -> dict:
+        """What determines the output: a resumed run must have the same (workers and slices do not count)."""
+        skip = ("output_dir", "num_workers", "num_slices", "slice", "merge", "tokenizer_only", "overwrite")
+        s = {k: v for k, v in asdict(self).items() if k not in skip}
+        s["max_predictions_per_seq"] = self.resolved_max_predictions()
+        return s
+
+    def validate(self) -> None:
+        if not self.output_dir:
+            raise BertptError("--output_dir is required")
+        if not 8 <= self.max_seq_length <= 512:
+            raise BertptError(f"--max_seq_length must be between 8 and 512 (got {self.max_seq_length})")
+        if not 0.0 < self.masked_lm_prob < 1.0:
+            raise BertptError(f"--masked_lm_prob must be in (0, 1) (got {self.masked_lm_prob})")
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise BertptError(f"--short_seq_prob must be in [0, 1] (got {self.short_seq_prob})")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise BertptError(f"--val_fraction must be in [0, 1) (got {self.val_fraction})")
+        for name in ("dupe_factor", "vocab_size", "num_slices"):
+            if getattr(self, name) < 1:
+                raise BertptError(f"--{name} must be at least 1")
+        if self.chunk_mb <= 0 or self.workers() < 0 or self.min_doc_tokens < 0:
+            raise BertptError("--chunk_mb must be positive, --num_workers and --min_doc_tokens not negative")
+        if not 0 <= self.slice < self.num_slices:
+            raise BertptError(f"--slice must be in 0 .. {self.num_slices - 1} (got {self.slice})")
+        if self.vocab_size < 100 and self.tokenizer is None:
+            raise BertptError(f"--vocab_size {self.vocab_size} is too small for a WordPiece vocabulary (use 100 or more)")
+        if self.num_slices > 1 and self.overwrite:
+            raise BertptError("--overwrite cannot be combined with --num_slices (every node would wipe the "
+                              "others' work); empty the directory before starting the slices")
+        if self.num_slices > 1 and self.tokenizer is None:
+            raise BertptError("with --num_slices, every node must use the same tokenizer: train it first with "
+                              "--tokenizer_only (or bring one) and pass --tokenizer")
+
+
+def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callable[[], Iterable[str]] | None = None,
+            progress: bool = True) -> dict | None:
+    """Prepare `source` (or the documents a `documents()` call yields) into cfg.output_dir. Returns
+    meta.json's content, or None when this run leaves the directory to a later --merge."""
+    cfg.validate()
+    out = Path(cfg.output_dir)
+    if cfg.merge:
+        return merge(out)
+    t0 = time.time()
+
+    def docs(read: ReadStats) -> Iterator[str]:  # one pass over the input; called once per pass
+        return iter(documents()) if documents is not None else iter_documents(source, read)
+
+    tok = _claim_and_tokenizer(cfg, out, lambda: docs(ReadStats()), progress)
+    if cfg.tokenizer_only:
+        return None
+    read = ReadStats()
+    n_chunks = _run_chunks(cfg, out, tok, docs(read), read, total_input_bytes(source) if source else None, progress)
+    slice_info = {"chunks": n_chunks, "read": asdict(read), "seconds": round(time.time() - t0, 1)}
+    write_atomic(out / f"slice-{cfg.slice}-of-{cfg.num_slices}.json", json.dumps(slice_info).encode())
+    report_skips(read, PROG)
+    if cfg.num_slices > 1:
+        print(f"{PROG}: slice {cfg.slice} of {cfg.num_slices} done; once every slice is, run "
+              f"`{PROG} --merge --output_dir {out}`", file=sys.stderr)
+        return None
+    return merge(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The output directory: never mixed with an incompatible earlier run
+
+# The only names bertpt-prepare writes; nothing else in --output_dir is ever deleted.
+OURS = re.compile(r"(tokenizer|prepare\.json|meta\.json|chunk-\d+\.json|slice-\d+-of-\d+\.json"
+                  r"|(train|val)-\d+\.(ids|idx|mlm)\.npy)(\.tmp-.*)?")
+
+
+def _is_ours(p: Path) -> bool:
+    return OURS.fullmatch(p.name) is not None
+
+
+def _wipe(out: Path) -> None:
+    if (out / "meta.json").exists():
+        (out / "meta.json").unlink()  # first: from here on the directory counts as incomplete
+    for p in out.iterdir():
+        if p.is_dir() and _is_ours(p):
+            shutil.rmtree(p)
+        elif _is_ours(p):
+            p.unlink()
+
+
+def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Iterator[str]], progress: bool):
+    """Check what --output_dir holds, then load/train the tokenizer; returns it."""
+    claim = {"format": FORMAT_VERSION, "settings": cfg.data_settings()}
+    # Load a given tokenizer first: a bad one is reported before anything is touched, and it may
+    # live inside --output_dir (from --tokenizer_only).
+    given = load_tokenizer(cfg.tokenizer, cfg.cased, cfg.strip_accents) if cfg.tokenizer else None
+    if out.is_dir():
+        earlier = json.loads((out / "prepare.json").read_text()) if (out / "prepare.json").is_file() else None
+        if cfg.overwrite:
+            _wipe(out)
+        elif (out / "meta.json").exists():
+            raise BertptError(f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
+                              "or choose another directory")
+        elif earlier is not None and {k: v for k, v in earlier.items() if k != "tokenizer_hash"} != claim:
+            diff = sorted(k for k in {**claim["settings"], **earlier.get("settings", {})}
+                          if claim["settings"].get(k) != earlier.get("settings", {}).get(k))
+            raise BertptError(f"--output_dir {out} holds an unfinished prepare with other settings (differing: "
+                              f"{', '.join(diff) or 'format'}); re-run it with the same flags, or pass --overwrite")
+        elif earlier is not None:
+            if cfg.num_slices == 1:  # with slices, another node may be writing its temporary files now
+                for p in out.glob("*.tmp-*"):  # what an interrupted run left half-written
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            tok = load_tokenizer(out / "tokenizer")
+            if tokenizer_hash(tok) != earlier["tokenizer_hash"]:
+                raise BertptError(f"--output_dir {out}: its tokenizer/ changed since the run began; pass --overwrite")
+            if given is not None and tokenizer_hash(given) != earlier["tokenizer_hash"]:
+                raise BertptError(f"--tokenizer {cfg.tokenizer} differs from the one the unfinished run in "
+                                  f"{out} used; pass the same one, or --overwrite")
+            done = len(list(out.glob("chunk-*.json")))
+            print(f"{PROG}: continuing the unfinished run in {out} ({done} chunks already done)", file=sys.stderr)
+            return tok
+        elif any(not _is_ours(p) for p in out.iterdir()):
+            raise BertptError(f"--output_dir {out} is not empty and is not a bertpt data directory; choose an "
+                              "empty or new directory")
+        elif cfg.num_slices == 1:
+            _wipe(out)  # only leftovers of a run killed before it wrote prepare.json
+    require_writable_dir(out, "--output_dir")
+
+    if given is not None:
+        tok = given
+    else:
+        texts = tqdm(docs(), desc="tokenizer", unit=" docs", disable=not progress)
+        tok = train_tokenizer(texts, cfg.vocab_size, cfg.cased, cfg.min_frequency, cfg.strip_accents)
+        if len(tok) <= len(special_ids(tok)):
+            raise BertptError("the input holds no text to train a tokenizer on")
+    tmp = out / f"tokenizer.tmp-{os.uname().nodename}-{os.getpid()}"
+    save_tokenizer(tok, tmp)
+    try:
+        os.rename(tmp, out / "tokenizer")
+    except OSError:  # another slice saved the same tokenizer first
+        shutil.rmtree(tmp)
+        if tokenizer_hash(load_tokenizer(out / "tokenizer")) != tokenizer_hash(tok):
+            raise BertptError(f"--output_dir {out}: another run put a different tokenizer there") from None
+    if cfg.tokenizer_only:
+        print(f"{PROG}: tokenizer saved to {out / 'tokenizer'}; pass --tokenizer {out / 'tokenizer'}", file=sys.stderr)
+        return tok
+    write_atomic(out / "prepare.json", json.dumps({**claim, "tokenizer_hash": tokenizer_hash(tok)}, indent=1).encode())
+    return tok
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks through the worker processes
+
+def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[str]]]:
+    """Consecutive documents, about chunk_chars of text each; the cut depends on the input only."""
+    buf: list[str] = []
+    size, k = 0, 0
+    for d in docs:
+        buf.append(d)
+        size += len(d)
+        if size >= chunk_chars:
+            yield k, buf
+            buf, size, k = [], 0, k + 1
+    if buf:
+        yield k, buf
+
+
+def _run_chunks(cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: ReadStats,
+                total_bytes: int | None, progress: bool) -> int:
+    """Prepare this slice's unfinished chunks; returns the number of chunks in the whole input."""
+    settings = cfg.data_settings()
+    vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
+    writer_args = (tok.backend_tokenizer.to_str(), settings, special_ids(tok), vocab_size,
+                   continuation_table(tok) if cfg.whole_word_mask else None, str(out))
+    done = {int(p.name[6:11]) for p in out.glob("chunk-*.json")}
+    workers = cfg.workers()
+    bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+    t0, tokens, n_docs = time.time(), 0, 0
+
+    def finished(stats: dict) -> None:
+        nonlocal tokens, n_docs
+        tokens += sum(s["tokens"] for s in stats["splits"].values())
+        n_docs += stats["input_documents"]
+        dt = max(time.time() - t0, 1e-9)
+        bar.set_postfix_str(f"{n_docs / dt:,.0f} docs/s, {tokens / dt:,.0f} tokens/s", refresh=False)
+
+    n_chunks = 0
+    if workers == 0:
+        writer = ChunkWriter(*writer_args)
+        for k, chunk in _chunks(docs, int(cfg.chunk_mb * 1e6)):
+            n_chunks = k + 1
+            if k % cfg.num_slices == cfg.slice and k not in done:
+                finished(writer(k, chunk))
+            bar.update(read.bytes_read - bar.n if total_bytes else 1)
+    else:
+        # spawn, not fork: the parent may hold tokenizer threads, and fork after threads can deadlock.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
+                                 initargs=writer_args) as pool:
+            pending: set = set()
+            for k, chunk in _chunks(docs, int(cfg.chunk_mb * 1e6)):
+                n_chunks = k + 1
+                if k % cfg.num_slices == cfg.slice and k not in done:
+                    while len(pending) > workers:  # bounded: at most workers + 1 chunks queued
+                        complete, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in complete:
+                            finished(f.result())
+                    pending.add(pool.submit(run_chunk, k, chunk))
+                del chunk
+                bar.update(read.bytes_read - bar.n if total_bytes else 1)
+            for f in wait(pending).done:
+                finished(f.result())
+    bar.close()
+    return n_chunks
+
+
+def main(argv: list[str] | None = None) -> None:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PrepareConfig, description=(
+        "Prepare raw text for BERT pretraining: train (or load) a WordPiece tokenizer and write Google-style "
+        "next-sentence-prediction instances to sharded, memory-mappable files, streaming, on all cores."))
+    parser.add_argument("inputs", nargs="*", help="Text or JSONL files (optionally .gz/.bz2/.xz), directories "
+                        "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.")
+    with exit_on_error(PROG):
+        cfg, ns = parser.parse_args_into_dataclasses(args=argv)
+        if not cfg.merge and bool(ns.inputs) == bool(cfg.hf_dataset):
+            raise BertptError("give input files or --hf_dataset (one of them)")
+        source = Source(inputs=ns.inputs, input_format=cfg.input_format, text_field=cfg.text_field,
+                        hf_dataset=cfg.hf_dataset, hf_config=cfg.hf_config, hf_split=cfg.hf_split,
+                        hf_streaming=cfg.hf_streaming)
+        meta = prepare(cfg, source=source)
+        if meta is None:
+            return
+        tr = meta["splits"]["train"]
+        va = meta["splits"].get("val", {"instances": 0, "documents": 0})
+        print(f"wrote {tr['instances']:,} training instances ({tr['documents']:,} documents, {tr['tokens']:,} "
+              f"tokens, {tr['random_next_fraction']:.1%} random next) and {va['instances']:,} validation "
+              f"instances ({va['documents']:,} documents) to {cfg.output_dir} in {meta['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
 
-
-def _arg(default: Any, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass

@@ -31,7 +31,8 @@ def launcher() -> str:
     return "single"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,7 +49,7 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
     kind = launcher()
     if kind == "single":
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_SIZE="1",
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     elif kind == "mpi":
         mpi_discovery()
     if os.environ.get("LOCAL_RANK", "0") == "0":

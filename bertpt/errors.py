@@ -30,6 +30,18 @@ def process_rank() -> int:
     return 0
 
 
+def is_rank0() -> bool:
+    """True in the process of global rank 0 (or when no launcher set a rank)."""
+    return process_rank() == 0
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message as one line (whitespace runs collapsed), cut to `limit` characters;
+    its type name when it has no message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if limit is None else text[:limit]
+
+
 class BertptError(Exception):
     """Something the user can fix; the message says what is wrong and what to do."""
 

@@ -16,11 +16,10 @@ partition, a different algorithm); `check_lamb` refuses that combination.
 
 from __future__ import annotations
 
-import os
 
 import torch
 
-from bertpt.errors import BertptError
+from bertpt.errors import BertptError, is_rank0
 
 
 class Lamb(torch.optim.Optimizer):
@@ -102,7 +101,7 @@ def lamb_fallback(ds_config: dict):
         return None
     except Exception as e:  # noqa: BLE001 -- any failure to load means: use the fallback
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
-    if os.environ.get("RANK", "0") == "0":  # say it once, not once per rank
+    if is_rank0():  # say it once, not once per rank
         print(f"bertpt: DeepSpeed's FusedLamb cannot load on this accelerator ({reason}); "
               "training with bertpt.optim.Lamb, the same arithmetic in PyTorch", flush=True)
     params = dict((ds_config.get("optimizer") or {}).get("params") or {})

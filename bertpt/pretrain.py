@@ -32,7 +32,7 @@ from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
                             eval_batches, load_meta)
-from bertpt.errors import BertptError, exit_on_error, require_writable_dir
+from bertpt.errors import BertptError, exit_on_error, one_line, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
@@ -264,7 +264,7 @@ def _check_ds_config(ds_config: dict, ds_path: str) -> None:
     try:
         DeepSpeedConfig(ds_config)
     except Exception as e:  # noqa: BLE001 -- assertion, pydantic and value errors alike
-        msg = " ".join(str(e).split())
+        msg = one_line(e)
         hint = ("; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
                 "so the global batch follows the world size") if "batch" in msg.lower() else ""
         raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None

@@ -40,9 +40,7 @@ Deviations from the original (none of them draws or skips a random number):
   (`len(current_chunk)` when the instance was cut; 1 forces a random next).
 """
 
-from __future__ import absolute_import
-from __future__ import division
-from __future__ import print_function
+from __future__ import absolute_import, division, print_function
 
 import collections
 

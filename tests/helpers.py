@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from bertpt.distributed import free_port  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parent.parent
 PRETRAIN = str(REPO / "bertpt" / "pretrain.py")
@@ -32,6 +33,21 @@ def read_metrics(output_dir: Path, split: str = "train") -> dict[int, dict]:
     return {r["step"]: r for r in rows if r["split"] == split}
 
 
+def losses(output_dir: Path) -> list[float]:
+    """The train loss of every logged step, in step order."""
+    return [m["loss"] for _, m in sorted(read_metrics(output_dir).items())]
+
+
+def one_error_line(proc: subprocess.CompletedProcess, *expected: str, prog: str = "bertpt-pretrain") -> str:
+    """Assert the command failed as a user error should: exit 2, no traceback, exactly one
+    `PROG: error:` line on stderr containing every `expected` text. Returns that line."""
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(f"{prog}: error:")]
+    assert len(errors) == 1 and all(e in errors[0] for e in expected), proc.stderr[-3000:]
+    return errors[0]
+
+
 def launch_env() -> dict[str, str]:
     env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -41,11 +57,6 @@ def launch_env() -> dict[str, str]:
         env.pop(var, None)
     return env
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd: list[str], timeout: int = 600, check: bool = True, cwd: Path = REPO,

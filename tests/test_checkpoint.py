@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from bertpt.ckpt.checkpoint import find_resume, rng_state, set_rng_state, tag_for, verify, write_static_files
+from bertpt.ckpt.checkpoint import (
+    find_resume,
+    rng_state,
+    set_rng_state,
+    tag_for,
+    verify,
+    write_static_files,
+)
 from bertpt.errors import BertptError
 from bertpt.model import bert_config
 

@@ -18,9 +18,16 @@ import pytest
 
 import bertpt
 from bertpt.data.builtin import builtin_documents
-from bertpt.data.corpus import ReadStats, Source, iter_documents, report_skips, resolve_files, total_input_bytes
-from bertpt.errors import BertptError
+from bertpt.data.corpus import (
+    ReadStats,
+    Source,
+    iter_documents,
+    report_skips,
+    resolve_files,
+    total_input_bytes,
+)
 from bertpt.data.sentences import split_sentences
+from bertpt.errors import BertptError
 
 
 def read(tmp_path: Path, *inputs: str, **kw) -> tuple[list[str], ReadStats]:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, eval_batches,
-                            load_meta)
+from bertpt.data.dataset import (
+    EVAL_STREAM,
+    MaskingCollator,
+    PretrainingData,
+    StreamSampler,
+    eval_batches,
+    load_meta,
+)
 from bertpt.errors import BertptError
 
 META = {"special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}, "vocab_size": 1000,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from importlib import import_module
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 

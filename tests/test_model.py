@@ -13,7 +13,13 @@ import torch.nn.functional as F
 import transformers
 
 from bertpt.errors import BertptError
-from bertpt.model import PRESETS, BertForPreTraining, bert_config, dropout, num_parameters
+from bertpt.model import (
+    PRESETS,
+    BertForPreTraining,
+    bert_config,
+    dropout,
+    num_parameters,
+)
 
 
 def batch(vocab=500, B=4, L=24, seed=0):

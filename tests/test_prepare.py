@@ -19,8 +19,8 @@ from transformers import BertTokenizerFast
 
 from bertpt.data.corpus import Source
 from bertpt.data.dataset import PretrainingData
-from bertpt.errors import BertptError
 from bertpt.data.prepare import PrepareConfig, prepare
+from bertpt.errors import BertptError
 
 
 def run_prepare(*args, timeout=300) -> subprocess.CompletedProcess:

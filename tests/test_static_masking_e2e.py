@@ -19,7 +19,12 @@ from bertpt.data.corpus import Source
 from bertpt.data.dataset import MaskingCollator, PretrainingData
 from bertpt.data.prepare import PrepareConfig, prepare
 from bertpt.data.shards import chunk_seed
-from bertpt.data.tokenizer import load_tokenizer, save_tokenizer, special_ids, train_tokenizer
+from bertpt.data.tokenizer import (
+    load_tokenizer,
+    save_tokenizer,
+    special_ids,
+    train_tokenizer,
+)
 from tests import google_reference as ref
 
 SEED, MAX_LEN, DUPE, MASKED_LM_PROB, MAX_PREDICTIONS, SHORT_SEQ_PROB = 7, 128, 2, 0.15, 20, 0.1

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from transformers import BertTokenizerFast
 
+from bertpt.data.tokenizer import (
+    SPECIAL_TOKENS,
+    load_tokenizer,
+    save_tokenizer,
+    special_ids,
+    tokenizer_hash,
+    train_tokenizer,
+)
 from bertpt.errors import BertptError
-from bertpt.data.tokenizer import (SPECIAL_TOKENS, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
-                              train_tokenizer)
 
 TEXT = "Thé Python interpreter evaluates EXPRESSIONS lazily."
 

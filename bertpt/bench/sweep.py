@@ -12,13 +12,13 @@ import dataclasses
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bertpt.bench.throughput import REPO, BenchConfig
+from bertpt.distributed import free_port
 from bertpt.errors import BertptError
 
 
@@ -71,8 +71,3 @@ def print_table(bc: BenchConfig, rows: list[dict]) -> None:
         print(f"{Path(row['config']).name:26} {row['zero_stage']:4} {row['world_size']:5} {row['threads']:7} "
               f"{row['precision']:9} {row['step_ms']:8.0f} {row['tokens_per_s']:9,.0f} {rel:>9} {peak:>13}")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

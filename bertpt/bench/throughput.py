@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError, exit_on_error
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-def _arg(default, help: str, **kw):
-    value = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
-    return field(**value, metadata={"help": help, **kw})
 
 
 @dataclass

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from bertpt.errors import BertptError
+from bertpt.errors import BertptError, is_rank0
+from bertpt.files import write_atomic
 
 TAG = re.compile(r"step_(\d+)")
 
@@ -99,10 +100,10 @@ def _newest_good(ckpt_dir: Path) -> tuple[Path, str]:
     for tag in published_tags(ckpt_dir):
         problem = verify(ckpt_dir / tag)
         if problem is None:
-            if bad and os.environ.get("RANK", "0") == "0":
+            if bad and is_rank0():
                 print(f"bertpt: warning: skipped {'; '.join(bad)}; resuming from {ckpt_dir / tag}",
                       file=sys.stderr, flush=True)
-            elif latest not in (None, tag) and os.environ.get("RANK", "0") == "0":
+            elif latest not in (None, tag) and is_rank0():
                 print(f"bertpt: warning: {ckpt_dir}/latest names {latest}, but {tag} is the newest complete "
                       "checkpoint; resuming from it", file=sys.stderr, flush=True)
             return ckpt_dir, tag
@@ -174,13 +175,13 @@ def _publish(engine, ckpt_dir: Path, tag: str, world: int, extra_files: dict[str
     for name, text in extra_files.items():
         (tmp / name).write_text(text)
     files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-    _write_atomic(tmp / "manifest.json", json.dumps({"tag": tag, "files": files}, indent=1))
+    write_atomic(tmp / "manifest.json", json.dumps({"tag": tag, "files": files}, indent=1), fsync=True)
     _fsync_dir(tmp)
     final = ckpt_dir / tag
     if final.exists():  # the same step saved again (e.g. after a resume): replace it
         shutil.rmtree(final)
     os.rename(tmp, final)
-    _write_atomic(ckpt_dir / "latest", tag)
+    write_atomic(ckpt_dir / "latest", tag, fsync=True)
 
 
 def _prune(ckpt_dir: Path, keep_last: int) -> None:
@@ -188,14 +189,6 @@ def _prune(ckpt_dir: Path, keep_last: int) -> None:
         for tag in published_tags(ckpt_dir)[keep_last:]:
             shutil.rmtree(ckpt_dir / tag, ignore_errors=True)
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:

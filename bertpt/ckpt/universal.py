@@ -49,7 +49,7 @@ from pathlib import Path
 
 from bertpt import distributed
 from bertpt.ckpt import checkpoint
-from bertpt.errors import BertptError
+from bertpt.errors import BertptError, one_line
 
 SUFFIX = "_universal"
 SOURCE_MANIFEST = "source_manifest.json"  # the converted tag's manifest: proves which checkpoint this is
@@ -148,7 +148,7 @@ def convert(ckpt_dir: Path, tag: str) -> tuple[str, float]:
         _prune_orphans(ckpt_dir)
     except Exception as e:  # noqa: BLE001 -- the converter fails with assertions, value and OS errors alike
         shutil.rmtree(work, ignore_errors=True)
-        msg = " ".join(str(e).split()) or type(e).__name__
+        msg = one_line(e)
         hint = ("the conversion is written next to the checkpoint: copy the checkpoint directory somewhere writable "
                 "and --resume from there") if isinstance(e, OSError) else "resume on the world size it was saved with"
         raise BertptError(f"converting checkpoint {ckpt_dir / tag} to DeepSpeed's universal format (needed to resume "

@@ -21,14 +21,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from bertpt.ckpt.checkpoint import TAG, published_tags, verify
-from bertpt.errors import BertptError
+from bertpt.errors import BertptError, is_rank0, one_line
 
 # What must agree between the source and this run's model (all but the first are set by --model).
 SHAPE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -138,7 +137,7 @@ def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | No
         hf, info = transformers.BertForPreTraining.from_pretrained(str(source), output_loading_info=True,
                                                                    dtype=torch.float32, local_files_only=True)
     except (OSError, ValueError, RuntimeError) as e:
-        raise BertptError(f"--init_from {path}: transformers cannot load it ({' '.join(str(e).split())[:300]})") \
+        raise BertptError(f"--init_from {path}: transformers cannot load it ({one_line(e, 300)})") \
             from None
     finally:
         log.set_verbosity(verbosity)
@@ -189,7 +188,7 @@ def _load(path: str, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> t
     try:
         model.load_state_dict(state_dict, strict=False)
     except RuntimeError as e:  # shapes: only where config.json and the weights disagree
-        raise BertptError(f"--init_from {path}: {' '.join(str(e).split())[:300]}") from None
+        raise BertptError(f"--init_from {path}: {one_line(e, 300)}") from None
     missing = {n for n in params if n not in state_dict}
     return _cover([n for n in params if n not in missing], params), _cover([n for n in params if n in missing], params)
 
@@ -218,6 +217,6 @@ def _quiet():
     except BertptError:
         raise
     except BaseException:
-        if os.environ.get("RANK", "0") == "0":
+        if is_rank0():
             print(out.getvalue(), end="", flush=True)
         raise

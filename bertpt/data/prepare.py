@@ -31,23 +31,22 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bertpt.cli import arg as _arg
 from bertpt.data.corpus import ReadStats, Source, iter_documents, report_skips, total_input_bytes
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
-from bertpt.data.shards import FORMAT_VERSION, ChunkWriter, init_worker, merge, run_chunk, write_atomic
+from bertpt.files import write_atomic
+from bertpt.data.shards import FORMAT_VERSION, ChunkWriter, init_worker, merge, run_chunk
 from bertpt.data.tokenizer import (continuation_table, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
                               train_tokenizer)
 
 PROG = "bertpt-prepare"
 
-
-def _arg(default, help, **kw):
-    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass

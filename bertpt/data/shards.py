@@ -28,6 +28,7 @@ import numpy as np
 
 from bertpt import __version__
 from bertpt.errors import BertptError
+from bertpt.files import save_npy_atomic, write_atomic
 from bertpt.data.instances import StaticMasker, create_instances, documents_from_lengths
 from bertpt.data.sentences import split_sentences
 from bertpt.data.tokenizer import load_tokenizer, special_ids
@@ -141,23 +142,11 @@ class ChunkWriter:
                            dtype=np.int64).reshape(-1, 2)
             shown = np.array([s for x in instances for s in x.masks.replacements], dtype=np.int64)
             ids[np.repeat(idx[:, 0], counts) + mlm[:, 0]] = shown  # the inputs show the masked tokens
-            save_atomic(self.out / f"{stem}.mlm.npy", mlm)
-        save_atomic(self.out / f"{stem}.ids.npy", ids)
-        save_atomic(self.out / f"{stem}.idx.npy", idx)
+            save_npy_atomic(self.out / f"{stem}.mlm.npy", mlm)
+        save_npy_atomic(self.out / f"{stem}.ids.npy", ids)
+        save_npy_atomic(self.out / f"{stem}.idx.npy", idx)
         return {"instances": n, "tokens": int(idx[:, 1].sum()), "random_next": int(idx[:, 3].sum())}
 
-
-def save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,15 +16,19 @@ import time
 import pytest
 
 from tests.cluster.conftest import job_env, job_log, sbatch
-from tests.helpers import PRETRAIN, REPO, ds_config, free_port, read_metrics, train_args
+from tests.helpers import (
+    PRETRAIN,
+    REPO,
+    ds_config,
+    free_port,
+    losses,
+    read_metrics,
+    train_args,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 STEPS = 6
 HOSTFILE = str(REPO / "hostfiles" / "2x1cpu")
-
-
-def losses(out) -> list[float]:
-    return [m["loss"] for _, m in sorted(read_metrics(out).items())]
 
 
 def assert_trained_on_both_hosts(output: str, out) -> None:

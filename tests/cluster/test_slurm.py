@@ -140,7 +140,7 @@ def test_the_time_limit_signal_checkpoints_and_requeues(cluster, tiny_data, tmp_
         assert "SIGUSR1 (time limit or preemption near)" in text
         assert "DUE TO TIME LIMIT" not in text  # stopped by the signal, not killed at the limit
         k = int(text.split("bertpt: stopped by SIGUSR1 at step ")[1].split(",")[0])
-        assert k > 0 and f"resumed at step {k} from" in text and f"(restart 1)" in text
+        assert k > 0 and f"resumed at step {k} from" in text and "(restart 1)" in text
         assert (out / "checkpoints" / f"step_{k:06d}" / "bertpt_state.json").is_file()
     finally:
         cluster.slurm("scancel", job)

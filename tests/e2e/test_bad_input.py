@@ -9,16 +9,10 @@ import pytest
 
 from bertpt.data.corpus import Source
 from bertpt.data.prepare import PrepareConfig, prepare
-from tests.helpers import ds_config, python_cmd, run, train_args
+from tests.helpers import ds_config, one_error_line, python_cmd, run, train_args
 
 pytestmark = pytest.mark.slow
 
-
-def one_error_line(proc, expected):
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("bertpt-pretrain: error:")]
-    assert len(errors) == 1 and expected in errors[0], proc.stderr[-2000:]
 
 
 def tree_digest(path):

@@ -17,18 +17,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from bertpt.ckpt.warmstart import initial_weights
 from bertpt.data.dataset import load_meta
 from bertpt.errors import BertptError
 from bertpt.model import BertForPreTraining, bert_config
-from bertpt.ckpt.warmstart import initial_weights
-from tests.helpers import deepspeed_cmd, ds_config, free_port, python_cmd, read_metrics, run, train_args
+from tests.helpers import (
+    deepspeed_cmd,
+    ds_config,
+    free_port,
+    losses,
+    python_cmd,
+    read_metrics,
+    run,
+    train_args,
+)
 
 pytestmark = pytest.mark.slow
 EXPORT_CHECK = str(Path(__file__).parent / "export_check.py")
-
-
-def losses(out):
-    return [m["loss"] for _, m in sorted(read_metrics(out).items())]
 
 
 def error_lines(proc):
@@ -66,7 +71,8 @@ def phase1(tiny_data, model_json, tmp_path_factory):
 
 
 def test_export_loads_in_transformers_and_gives_the_engines_logits(phase1):
-    from transformers import AutoModelForPreTraining, BertForPreTraining as HFBertForPreTraining
+    from transformers import AutoModelForPreTraining
+    from transformers import BertForPreTraining as HFBertForPreTraining
 
     out, log = phase1
     assert log.count("logits match") == 2, log[-3000:]

@@ -14,14 +14,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import PRETRAIN, deepspeed_cmd, ds_config, free_port, python_cmd, read_metrics, run, train_args
+from tests.helpers import (
+    PRETRAIN,
+    deepspeed_cmd,
+    ds_config,
+    free_port,
+    losses,
+    python_cmd,
+    read_metrics,
+    run,
+    train_args,
+)
 
 pytestmark = pytest.mark.slow
 STEPS = 6
-
-
-def losses(out):
-    return [m["loss"] for _, m in sorted(read_metrics(out).items())]
 
 
 @pytest.fixture(scope="module")

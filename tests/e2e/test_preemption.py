@@ -17,7 +17,15 @@ from safetensors.torch import load_file
 
 from bertpt.ckpt.checkpoint import verify
 from bertpt.preemption import EXIT_PREEMPTED
-from tests.helpers import REPO, deepspeed_cmd, ds_config, launch_env, python_cmd, run, train_args
+from tests.helpers import (
+    REPO,
+    deepspeed_cmd,
+    ds_config,
+    launch_env,
+    python_cmd,
+    run,
+    train_args,
+)
 
 pytestmark = pytest.mark.slow
 STEPS = 12

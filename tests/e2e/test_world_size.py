@@ -14,7 +14,15 @@ import shutil
 
 import pytest
 
-from tests.helpers import deepspeed_cmd, ds_config, python_cmd, read_metrics, run, train_args
+from tests.helpers import (
+    deepspeed_cmd,
+    ds_config,
+    one_error_line,
+    python_cmd,
+    read_metrics,
+    run,
+    train_args,
+)
 
 pytestmark = pytest.mark.slow
 STEPS = 12
@@ -45,7 +53,7 @@ def args(data, out, config, model, steps, *extra):
 
 
 def losses(out):
-    return {step: m["loss"] for step, m in read_metrics(out).items()}
+    return {step: m["loss"] for step, m in read_metrics(out).items()}  # by step: runs that resume mid-way
 
 
 def log(proc):
@@ -117,12 +125,6 @@ def test_zero0_resumes_on_another_world_size_without_conversion(saved_zero0_micr
     assert [got[s] for s in range(5, 9)] == pytest.approx([ref[s] for s in range(5, 9)], rel=REL_TOL, abs=0)
     assert saved_state(split, 8)["consumed_samples"] == 8 * 6
 
-
-def one_error_line(proc, *expected):
-    assert proc.returncode == 2, log(proc)[-3000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("bertpt-pretrain: error:")]
-    assert len(errors) == 1 and all(e in errors[0] for e in expected), proc.stderr[-3000:]
 
 
 def test_a_global_batch_the_new_world_size_cannot_keep(saved_zero0_micro3, tiny_data, model_json, tmp_path):

@@ -1,21 +1,17 @@
 """BERT for pretraining (masked LM + next-sentence prediction), parameter-compatible with
 `transformers.BertForPreTraining`: same module tree, same parameter names, same tied weights, so a
 state dict moves between the two with `load_state_dict(strict=True)` and an export loads with
-`from_pretrained`. Written out here (rather than using the HF class) because four things that the
-HF class does not do decide pretraining speed (each measured: README "Throughput"):
+`from_pretrained`. Written out here, rather than using the HF class, for three things the HF class
+does not do and that decide pretraining speed (measured in docs/performance.md):
 
 - Unpadding (bertpt/unpad.py): with labels, every token-wise op (embeddings, Q/K/V/output
-  projections, FFN, LayerNorm, dropout) runs on the real tokens only, packed into (T, H), and
-  attention runs on groups of sequences of similar length, each padded to its own longest.
-  Prepared data is ~20-25% padding even when each batch is cut to its longest instance (most
-  batches hold a full-length one), so trimming alone saves nothing.
+  projections, FFN, LayerNorm, dropout) runs on the real tokens only, packed into (T, H); attention
+  runs on the sequences padded again, per length group. Trimming each batch to its longest
+  instance alone saves little: most batches hold a full-length one.
 - The MLM head (transform + V x H projection) runs only on the masked positions (~15% of tokens).
-- Dropout on CPU draws 16-bit random numbers, four per 64-bit word of torch's generator, instead
-  of a double per element (`bernoulli_`): 4.5x cheaper, where dropout took 14-20% of a CPU step.
-  The drop probability is rounded to a multiple of 1/65536 (0.1 -> 0.100006). CUDA uses F.dropout.
-- Attention is a `scaled_dot_product_attention` call without dropout; with attention dropout
-  (training) it is written out, so that it uses the dropout above (SDPA's CPU fallback for dropout
-  is the same arithmetic with `bernoulli_`).
+- Dropout through bertpt/fast_dropout.py, whose CPU path is much cheaper than `F.dropout`.
+  With attention dropout (training) attention is written out so that it uses that dropout too;
+  without it (evaluation) it is one `scaled_dot_product_attention` call.
 
 Optional activation checkpointing (`gradient_checkpointing`) recomputes each layer in backward
 with torch.utils.checkpoint (RNG state preserved, so dropout masks are the same).
@@ -36,6 +32,7 @@ from torch import nn
 from transformers import BertConfig
 
 from bertpt.errors import BertptError
+from bertpt.fast_dropout import dropout
 from bertpt.unpad import Packing, packing
 
 # name: (layers, hidden, heads) -- Google's BERT miniatures plus base and large; FFN is 4 x hidden.
@@ -86,28 +83,6 @@ class PretrainingOutput:
 
 class Module(nn.Module):
     """A bare container, so that attribute paths spell the Hugging Face parameter names."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Dropout
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On CPU the keep mask compares 16-bit slices of torch's 64-bit random words
-    with a threshold: torch's CPU generator (mt19937) costs about the same per word whatever is made
-    of it, and `bernoulli_` spends one double per element (F.dropout: 4.5x slower, measured). Uses (and
-    advances) torch's global generator, so seeding, checkpointed RNG states and activation
-    checkpointing all apply."""
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    n = x.numel()
-    # from=-2**63, to=None: the full 64-bit range (plain random_() leaves the top bit 0)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, None)
-    r = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-2^15, 2^15)
-    drop = round(p * 65536)
-    # scaled after masking, in the op's float arithmetic: a bf16 mask holding 1/(1-p) would round it
-    return (x * (r >= drop - 32768).to(x.dtype)).mul_(65536 / (65536 - drop))
 
 
 # ---------------------------------------------------------------------------------------------

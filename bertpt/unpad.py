@@ -1,12 +1,12 @@
 """Unpadding: where the real tokens of a batch are, and moving them between layouts.
 
-Prepared data is ~20-25% padding even when each batch is cut to its longest instance (most batches
-hold a full-length one). With unpadding, token-wise work (embeddings, projections, FFN, LayerNorm,
-dropout) runs on the T real tokens packed as (T, H), and attention runs per *group* of sequences of
-similar length, each group padded only to its own longest: the rows of the batch, sorted by length,
-are cut where the length falls below 2/3 and 1/3 of the batch's longest. On the built-in corpus
-that leaves 78% of the padded attention work (the ideal, no padding at all, is 72%), in one to
-three groups of batched matmuls.
+Token-wise work (embeddings, projections, FFN, LayerNorm, dropout) runs on the T real tokens
+packed as (T, H). Attention needs the sequences padded again; it runs per *length group*: the rows
+of the batch, sorted by length, are cut into at most LENGTH_BANDS groups (see `length_bands`), each
+padded only to its own longest. LENGTH_BANDS = 1 is the plain layout (the batch padded to its
+longest, as MosaicBERT does); 3 bands cut the padded attention work by about a fifth on the
+built-in corpus, a small gain in fp32 and none measurable in bf16 (docs/performance.md), so the
+bands are fenced in `length_bands` and the rest of the module works for any number of groups.
 
 Packed token order: the batch's rows sorted by length (longest first, stable), each row's tokens in
 position order, so every group's tokens are one contiguous slice. Losses are sums and means over
@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
-GROUPS = 3  # length bands of attention groups; more bands, less padding, more (smaller) matmuls
+LENGTH_BANDS = 3  # attention groups at most; more bands, less padding, more (smaller) matmuls
+
+
+def length_bands(spans: list[int], bands: int = LENGTH_BANDS) -> list[int]:
+    """The attention group of each row, given the rows' lengths sorted longest first: a row goes to
+    band b when its length is below (1 - b/bands) of the longest, so the cuts fall at 2/3 and 1/3
+    of the longest for 3 bands. Returns non-decreasing band numbers in [0, bands)."""
+    return [min((spans[0] - s) * bands // spans[0], bands - 1) for s in spans]
 
 
 @dataclass
@@ -87,9 +94,9 @@ def packing(attention_mask: torch.Tensor, heads: int, dtype: torch.dtype, unpad:
         starts = torch.cumsum(counts, 0) - counts  # first packed row of each sorted row
     cls_rows = torch.empty_like(starts).index_copy_(0, order, starts)  # back to batch order
     span_sorted = span[order].tolist()
-    band = [min((span_sorted[0] - s) * GROUPS // span_sorted[0], GROUPS - 1) for s in span_sorted]
+    band = length_bands(span_sorted)
     groups, r0, t0 = [], 0, 0
-    for b in range(GROUPS):
+    for b in range(LENGTH_BANDS):
         r1 = r0 + band.count(b)
         if r1 > r0:
             cut = (slice(r0, r1), slice(0, span_sorted[r0]))

@@ -48,7 +48,7 @@ def run_one(config: str, world: int, passed: list[str], env: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world), "--master_port",
-               str(free_port()), "-m", "bertpt.bench.throughput", "--deepspeed_config", config, "--baseline", "none",
+               str(free_port()), "-m", "bertpt.bench", "--deepspeed_config", config, "--baseline", "none",
                "--json_out", str(out), *passed]
         print(f"bertpt bench: {config}, world size {world} ...", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

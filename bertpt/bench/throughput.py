@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from bertpt.cli import arg as _arg
-from bertpt.errors import BertptError, exit_on_error
+from bertpt.errors import BertptError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: bertpt/bench/throughput.py -> .
 
 
 
@@ -159,18 +159,15 @@ class Side:
 
 
 def bertpt_side(bc: BenchConfig, model_config, ds_config: dict, ds_path: str, precision: str) -> Side:
-    import deepspeed
-
+    from bertpt.engine import build_engine, check_ds_config
     from bertpt.model import BertForPreTraining
-    from bertpt.optim import check_lamb, lamb_fallback
-    from bertpt.pretrain import _check_ds_config, param_groups
+    from bertpt.optim import check_lamb
 
     check_lamb(ds_config)
-    _check_ds_config(ds_config, ds_path)
+    check_ds_config(ds_config, ds_path)
     torch.manual_seed(bc.seed)
     model = BertForPreTraining(model_config, gradient_checkpointing=bc.activation_checkpointing)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
-                                      optimizer=lamb_fallback(ds_config))
+    engine = build_engine(model, ds_config)  # as pretrain.py builds it
 
     def step(b):
         out = engine(**b)
@@ -381,16 +378,3 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         raise BertptError(f"--baseline {' '.join(bad)}: choose from fp32, bf16, fp16, same, none")
     return bc
 
-
-def main(argv: list[str] | None = None) -> None:
-    with exit_on_error("bertpt-bench"):
-        bc = parse_args(argv)
-        if bc.zero_sweep:
-            from bertpt.bench.sweep import sweep
-            sweep(bc)
-        else:
-            run(bc)
-
-
-if __name__ == "__main__":
-    main()

@@ -30,19 +30,29 @@ def check_ds_config(ds_config: dict, ds_path: str) -> None:
     acc = get_accelerator()
     for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", acc.is_bf16_supported)):
         if (ds_config.get(precision) or {}).get("enabled") and not supported():
-            raise BertptError(f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
-                              f"({acc.device_name()}) does not support; use a preset with the other precision "
-                              "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32")
+            raise BertptError(
+                f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
+                f"({acc.device_name()}) does not support; use a preset with the other precision "
+                "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32"
+            )
     if "activation_checkpointing" in ds_config:
-        raise BertptError(f"--deepspeed_config {ds_path} has an \"activation_checkpointing\" section, which configures "
-                          "DeepSpeed's own checkpointing API; bertpt's model does not call it, so the section would "
-                          "do nothing. Remove it and pass --activation_checkpointing instead")
+        raise BertptError(
+            f'--deepspeed_config {ds_path} has an "activation_checkpointing" section, which configures '
+            "DeepSpeed's own checkpointing API; bertpt's model does not call it, so the section would "
+            "do nothing. Remove it and pass --activation_checkpointing instead"
+        )
     try:
         DeepSpeedConfig(ds_config)
     except Exception as e:  # noqa: BLE001 -- assertion, pydantic and value errors alike
         msg = one_line(e)
-        hint = ("; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
-                "so the global batch follows the world size") if "batch" in msg.lower() else ""
+        hint = (
+            (
+                "; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
+                "so the global batch follows the world size"
+            )
+            if "batch" in msg.lower()
+            else ""
+        )
         raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
 
 
@@ -70,8 +80,9 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     """
     import deepspeed
 
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
-                                      optimizer=lamb_fallback(ds_config))
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=param_groups(model), config=ds_config, optimizer=lamb_fallback(ds_config)
+    )
     return engine
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from bertpt.data.instances import google_instances, num_to_predict, truncate_seq_pair
 from bertpt.data.tokenizer import continuation_table, special_ids, train_tokenizer
+
 from benchmarks.reference import create_pretraining_data as ref
 
 MASKED_LM_PROB, MAX_PREDICTIONS = 0.15, 20

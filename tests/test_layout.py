@@ -63,9 +63,15 @@ def private_uses(path: Path, modules: set[str]) -> list[tuple[str, int]]:
             bound |= {alias.asname for alias in node.names if alias.asname and alias.name in modules}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             bound |= {alias.asname or alias.name for alias in node.names if f"{node.module}.{alias.name}" in modules}
-    return [(f"{node.value.id}.{node.attr}", node.lineno) for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
-            and node.attr.startswith("_") and not node.attr.startswith("__")]
+    return [
+        (f"{node.value.id}.{node.attr}", node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in bound
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
 
 
 def internal(target: str) -> bool:
@@ -143,13 +149,29 @@ def test_import_graph_follows_the_rules():
 @pytest.mark.parametrize(
     "rel,code,expected",
     [
-        ("bertpt/errors.py", "def _planted():\n    from bertpt import pretrain  # at function level", "import circle: "),
-        ("bertpt/files.py", "from bertpt.errors import _planted", "bertpt/files.py:{line} imports the private _planted"),
-        ("bertpt/files.py", "from bertpt import errors\nerrors._planted()", "bertpt/files.py:{line2} uses the private errors._planted"),
+        (
+            "bertpt/errors.py",
+            "def _planted():\n    from bertpt import pretrain  # at function level",
+            "import circle: ",
+        ),
+        (
+            "bertpt/files.py",
+            "from bertpt.errors import _planted",
+            "bertpt/files.py:{line} imports the private _planted",
+        ),
+        (
+            "bertpt/files.py",
+            "from bertpt import errors\nerrors._planted()",
+            "bertpt/files.py:{line2} uses the private errors._planted",
+        ),
         ("bertpt/files.py", "import tests.helpers", "bertpt/files.py:{line} imports tests.helpers: bertpt and"),
         ("bertpt/pretrain.py", "from .bench import cli", "bertpt/pretrain.py:{line} imports bertpt.bench.cli: the lib"),
         ("bertpt/model.py", "def _planted():\n    import deepspeed.comm", "bertpt/model.py:{line2} imports deepspeed"),
-        ("bertpt/errors.py", "from deepspeed import comm", "bertpt/errors.py:{line} (imported by bertpt.model) imports"),
+        (
+            "bertpt/errors.py",
+            "from deepspeed import comm",
+            "bertpt/errors.py:{line} (imported by bertpt.model) imports",
+        ),
         ("benchmarks/prepare_throughput.py", "from tests import helpers", "prepare_throughput.py:{line} imports tests"),
     ],
 )

@@ -56,7 +56,6 @@ Everything is also written to --workdir/results.json.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import platform
@@ -67,7 +66,6 @@ import shutil
 import subprocess
 import sys
 import time
-import unicodedata
 from array import array
 from importlib import metadata
 from pathlib import Path
@@ -76,14 +74,16 @@ DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 # The checkout this file lives in: its bertpt is the one measured, whatever is installed (an
 # editable install can point elsewhere, or nowhere, and would silently measure other code).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # the checkout's bertpt, and the tests' literal port of Google's code
-from tests import google_reference  # noqa: E402  (create_pretraining_data.py's instance algorithm)
+sys.path.insert(0, str(REPO_ROOT))  # the checkout's bertpt, and benchmarks.reference (literal ports of Google's code)
+from benchmarks.reference import create_pretraining_data as google_reference  # noqa: E402  (path set just above)
+from benchmarks.reference.tokenization import FullTokenizer, convert_to_unicode  # noqa: E402  (path set just above)
+
 # What the `bertpt-prepare` console script runs (pyproject: bertpt.data.prepare:main), spelled out, so
 # that the checkout's bertpt runs with the program name bertpt-prepare in its messages.
 BERTPT_PREPARE = "import sys; from bertpt.data.prepare import main; sys.argv[0] = 'bertpt-prepare'; sys.exit(main())"
 
 MB = 1_000_000  # corpus sizes are in decimal megabytes
-MIB = 2**20     # memory is in mebibytes
+MIB = 2**20  # memory is in mebibytes
 
 # The tokenizer: BERT-base's vocabulary size and settings (uncased); min_frequency 2 drops hapaxes.
 VOCAB_SIZE = 30522
@@ -93,11 +93,11 @@ MAX_SEQ_LENGTH = 128
 SHORT_SEQ_PROB = 0.1
 SEED = 12345
 
-ENCODE_BATCH = 10_000      # sentences per encode_batch call in the ceiling
-CEILING_PASSES = 3         # the ceiling is the fastest pass, so a moment of contention does not lower it
-RSS_SAMPLE_S = 0.05        # how often the process tree's memory is sampled
-AGREEMENT_SAMPLE = 2_000   # sentences compared between the pure-Python and the Rust tokenizer
-LOG_TAIL_LINES = 20        # lines of a failed command's log that are printed
+ENCODE_BATCH = 10_000  # sentences per encode_batch call in the ceiling
+CEILING_PASSES = 3  # the ceiling is the fastest pass, so a moment of contention does not lower it
+RSS_SAMPLE_S = 0.05  # how often the process tree's memory is sampled
+AGREEMENT_SAMPLE = 2_000  # sentences compared between the pure-Python and the Rust tokenizer
+LOG_TAIL_LINES = 20  # lines of a failed command's log that are printed
 
 # A paragraph that holds any of these lines is code or markup, not prose: a directive or comment
 # (".."), a doctest (">>>"), or a heading underline / table border made of = - ~ * ^ (+ for grid
@@ -107,6 +107,7 @@ MARKUP_LINE = re.compile(r"^(\.\.|>>>)|^[=\-~*^+ ]{3,}$")
 
 # ---------------------------------------------------------------------------------------------
 # Corpus
+
 
 def base_documents() -> list[list[str]]:
     """The Python docs as documents (one per source file) of paragraphs (one line each)."""
@@ -173,8 +174,11 @@ def read_sentences(path: Path) -> list[list[str]]:
 # eedf5716ce1268e56f0a50264a88cafad334ac61 (2020-03-11), files
 #   tokenization.py             (last changed there by d66a146741588fb208450bde15aa7db143baaa69, 2019-03-28)
 #   create_pretraining_data.py  (last changed there by 0fce551b55caabcfba52c61e18f34b541aef186a, 2019-05-31)
-# The code below is Google's statement for statement, with Google's names and structure (re-indented to
-# 4 spaces), so that the baseline costs what users of that script pay today. What is left out, and why:
+# tokenization.py is benchmarks/reference/tokenization.py (FullTokenizer); the instance algorithm is
+# benchmarks/reference/create_pretraining_data.py, the port the tests compare bertpt against. The code
+# below is the rest of Google's create_pretraining_data.py, statement for statement, with Google's names
+# and structure (re-indented to 4 spaces), so that the baseline costs what users of that script pay today.
+# What is left out, and why:
 #   - TensorFlow: tf.gfile.GFile becomes open(); write_instance_to_example_files converts each
 #     instance's tokens to ids with convert_tokens_to_ids as Google's does, but instead of padding to
 #     max_seq_length and serialising tf.train.Example features into TFRecord files it appends the
@@ -193,301 +197,8 @@ def read_sentences(path: Path) -> list[list[str]]:
 _BENCH = {}  # benchmark only: filled in by create_training_instances
 
 
-# --- tokenization.py
-
-def convert_to_unicode(text):
-    """Converts `text` to Unicode (if it's not already), assuming utf-8 input."""
-    # Google's six.PY3 branch.
-    if isinstance(text, str):
-        return text
-    elif isinstance(text, bytes):
-        return text.decode("utf-8", "ignore")
-    else:
-        raise ValueError("Unsupported string type: %s" % (type(text)))
-
-
-def load_vocab(vocab_file):
-    """Loads a vocabulary file into a dictionary."""
-    vocab = collections.OrderedDict()
-    index = 0
-    with open(vocab_file, "r", encoding="utf-8") as reader:
-        while True:
-            token = convert_to_unicode(reader.readline())
-            if not token:
-                break
-            token = token.strip()
-            vocab[token] = index
-            index += 1
-    return vocab
-
-
-def convert_by_vocab(vocab, items):
-    """Converts a sequence of [tokens|ids] using the vocab."""
-    output = []
-    for item in items:
-        output.append(vocab[item])
-    return output
-
-
-def convert_tokens_to_ids(vocab, tokens):
-    return convert_by_vocab(vocab, tokens)
-
-
-def convert_ids_to_tokens(inv_vocab, ids):
-    return convert_by_vocab(inv_vocab, ids)
-
-
-def whitespace_tokenize(text):
-    """Runs basic whitespace cleaning and splitting on a piece of text."""
-    text = text.strip()
-    if not text:
-        return []
-    tokens = text.split()
-    return tokens
-
-
-class FullTokenizer(object):
-    """Runs end-to-end tokenziation."""
-
-    def __init__(self, vocab_file, do_lower_case=True):
-        self.vocab = load_vocab(vocab_file)
-        self.inv_vocab = {v: k for k, v in self.vocab.items()}
-        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
-        self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-
-    def tokenize(self, text):
-        split_tokens = []
-        for token in self.basic_tokenizer.tokenize(text):
-            for sub_token in self.wordpiece_tokenizer.tokenize(token):
-                split_tokens.append(sub_token)
-
-        return split_tokens
-
-    def convert_tokens_to_ids(self, tokens):
-        return convert_by_vocab(self.vocab, tokens)
-
-    def convert_ids_to_tokens(self, ids):
-        return convert_by_vocab(self.inv_vocab, ids)
-
-
-class BasicTokenizer(object):
-    """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
-
-    def __init__(self, do_lower_case=True):
-        """Constructs a BasicTokenizer.
-
-        Args:
-          do_lower_case: Whether to lower case the input.
-        """
-        self.do_lower_case = do_lower_case
-
-    def tokenize(self, text):
-        """Tokenizes a piece of text."""
-        text = convert_to_unicode(text)
-        text = self._clean_text(text)
-
-        # This was added on November 1st, 2018 for the multilingual and Chinese
-        # models. This is also applied to the English models now, but it doesn't
-        # matter since the English models were not trained on any Chinese data
-        # and generally don't have any Chinese data in them (there are Chinese
-        # characters in the vocabulary because Wikipedia does have some Chinese
-        # words in the English Wikipedia.).
-        text = self._tokenize_chinese_chars(text)
-
-        orig_tokens = whitespace_tokenize(text)
-        split_tokens = []
-        for token in orig_tokens:
-            if self.do_lower_case:
-                token = token.lower()
-                token = self._run_strip_accents(token)
-            split_tokens.extend(self._run_split_on_punc(token))
-
-        output_tokens = whitespace_tokenize(" ".join(split_tokens))
-        return output_tokens
-
-    def _run_strip_accents(self, text):
-        """Strips accents from a piece of text."""
-        text = unicodedata.normalize("NFD", text)
-        output = []
-        for char in text:
-            cat = unicodedata.category(char)
-            if cat == "Mn":
-                continue
-            output.append(char)
-        return "".join(output)
-
-    def _run_split_on_punc(self, text):
-        """Splits punctuation on a piece of text."""
-        chars = list(text)
-        i = 0
-        start_new_word = True
-        output = []
-        while i < len(chars):
-            char = chars[i]
-            if _is_punctuation(char):
-                output.append([char])
-                start_new_word = True
-            else:
-                if start_new_word:
-                    output.append([])
-                start_new_word = False
-                output[-1].append(char)
-            i += 1
-
-        return ["".join(x) for x in output]
-
-    def _tokenize_chinese_chars(self, text):
-        """Adds whitespace around any CJK character."""
-        output = []
-        for char in text:
-            cp = ord(char)
-            if self._is_chinese_char(cp):
-                output.append(" ")
-                output.append(char)
-                output.append(" ")
-            else:
-                output.append(char)
-        return "".join(output)
-
-    def _is_chinese_char(self, cp):
-        """Checks whether CP is the codepoint of a CJK character."""
-        # This defines a "chinese character" as anything in the CJK Unicode block:
-        #   https://en.wikipedia.org/wiki/CJK_Unified_Ideographs_(Unicode_block)
-        #
-        # Note that the CJK Unicode block is NOT all Japanese and Korean characters,
-        # despite its name. The modern Korean Hangul alphabet is a different block,
-        # as is Japanese Hiragana and Katakana. Those alphabets are used to write
-        # space-separated words, so they are not treated specially and handled
-        # like the all of the other languages.
-        if ((cp >= 0x4E00 and cp <= 0x9FFF) or  #
-                (cp >= 0x3400 and cp <= 0x4DBF) or  #
-                (cp >= 0x20000 and cp <= 0x2A6DF) or  #
-                (cp >= 0x2A700 and cp <= 0x2B73F) or  #
-                (cp >= 0x2B740 and cp <= 0x2B81F) or  #
-                (cp >= 0x2B820 and cp <= 0x2CEAF) or
-                (cp >= 0xF900 and cp <= 0xFAFF) or  #
-                (cp >= 0x2F800 and cp <= 0x2FA1F)):  #
-            return True
-
-        return False
-
-    def _clean_text(self, text):
-        """Performs invalid character removal and whitespace cleanup on text."""
-        output = []
-        for char in text:
-            cp = ord(char)
-            if cp == 0 or cp == 0xfffd or _is_control(char):
-                continue
-            if _is_whitespace(char):
-                output.append(" ")
-            else:
-                output.append(char)
-        return "".join(output)
-
-
-class WordpieceTokenizer(object):
-    """Runs WordPiece tokenziation."""
-
-    def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
-        self.vocab = vocab
-        self.unk_token = unk_token
-        self.max_input_chars_per_word = max_input_chars_per_word
-
-    def tokenize(self, text):
-        """Tokenizes a piece of text into its word pieces.
-
-        This uses a greedy longest-match-first algorithm to perform tokenization
-        using the given vocabulary.
-
-        For example:
-          input = "unaffable"
-          output = ["un", "##aff", "##able"]
-
-        Args:
-          text: A single token or whitespace separated tokens. This should have
-            already been passed through `BasicTokenizer.
-
-        Returns:
-          A list of wordpiece tokens.
-        """
-
-        text = convert_to_unicode(text)
-
-        output_tokens = []
-        for token in whitespace_tokenize(text):
-            chars = list(token)
-            if len(chars) > self.max_input_chars_per_word:
-                output_tokens.append(self.unk_token)
-                continue
-
-            is_bad = False
-            start = 0
-            sub_tokens = []
-            while start < len(chars):
-                end = len(chars)
-                cur_substr = None
-                while start < end:
-                    substr = "".join(chars[start:end])
-                    if start > 0:
-                        substr = "##" + substr
-                    if substr in self.vocab:
-                        cur_substr = substr
-                        break
-                    end -= 1
-                if cur_substr is None:
-                    is_bad = True
-                    break
-                sub_tokens.append(cur_substr)
-                start = end
-
-            if is_bad:
-                output_tokens.append(self.unk_token)
-            else:
-                output_tokens.extend(sub_tokens)
-        return output_tokens
-
-
-def _is_whitespace(char):
-    """Checks whether `chars` is a whitespace character."""
-    # \t, \n, and \r are technically contorl characters but we treat them
-    # as whitespace since they are generally considered as such.
-    if char == " " or char == "\t" or char == "\n" or char == "\r":
-        return True
-    cat = unicodedata.category(char)
-    if cat == "Zs":
-        return True
-    return False
-
-
-def _is_control(char):
-    """Checks whether `chars` is a control character."""
-    # These are technically control characters but we count them as whitespace
-    # characters.
-    if char == "\t" or char == "\n" or char == "\r":
-        return False
-    cat = unicodedata.category(char)
-    if cat in ("Cc", "Cf"):
-        return True
-    return False
-
-
-def _is_punctuation(char):
-    """Checks whether `chars` is a punctuation character."""
-    cp = ord(char)
-    # We treat all non-letter/number ASCII as punctuation.
-    # Characters such as "^", "$", and "`" are not in the Unicode
-    # Punctuation class but we treat them as punctuation anyways, for
-    # consistency.
-    if ((cp >= 33 and cp <= 47) or (cp >= 58 and cp <= 64) or
-            (cp >= 91 and cp <= 96) or (cp >= 123 and cp <= 126)):
-        return True
-    cat = unicodedata.category(char)
-    if cat.startswith("P"):
-        return True
-    return False
-
-
 # --- create_pretraining_data.py
+
 
 def write_instance_to_example_files(instances, tokenizer, max_seq_length, output_file):
     """Create TF example files from `TrainingInstance`s.
@@ -498,7 +209,7 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length, output
     ids = array("I")
 
     total_written = 0
-    for (inst_index, instance) in enumerate(instances):
+    for inst_index, instance in enumerate(instances):  # noqa: B007  (Google's loop, kept as written)
         input_ids = tokenizer.convert_tokens_to_ids(instance.tokens)
         assert len(input_ids) <= max_seq_length
 
@@ -511,8 +222,7 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length, output
     return len(ids)
 
 
-def create_training_instances(input_files, tokenizer, max_seq_length,
-                              dupe_factor, short_seq_prob, rng):
+def create_training_instances(input_files, tokenizer, max_seq_length, dupe_factor, short_seq_prob, rng):
     """Create `TrainingInstance`s from raw text."""
     import blingfire
 
@@ -525,7 +235,7 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
     # (2) Blank lines between documents. Document boundaries are needed so
     # that the "next sentence prediction" task doesn't span between documents.
     for input_file in input_files:
-        with open(input_file, "r", encoding="utf-8") as reader:
+        with open(input_file, encoding="utf-8") as reader:
             while True:
                 line = convert_to_unicode(reader.readline())
                 if not line:
@@ -548,10 +258,12 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
     # passes of create_instances_from_document, shuffle), with no masking: the same literal port
     # the tests compare bertpt against.
     return google_reference.create_training_instances(
-        all_documents, None, max_seq_length, dupe_factor, short_seq_prob, 0.15, 20, rng, do_masking=False)
+        all_documents, None, max_seq_length, dupe_factor, short_seq_prob, 0.15, 20, rng, do_masking=False
+    )
 
 
 # --- the baseline's own process: Google's main(), minus flags and logging
+
 
 def run_baseline(corpus: Path, out: Path, vocab_file: Path) -> None:
     """The hidden --_baseline mode: everything in memory, one process, as Google's script does.
@@ -560,20 +272,31 @@ def run_baseline(corpus: Path, out: Path, vocab_file: Path) -> None:
     tokenizer = FullTokenizer(vocab_file=vocab_file, do_lower_case=True)
 
     rng = random.Random(SEED)
-    instances = create_training_instances(
-        [corpus], tokenizer, MAX_SEQ_LENGTH, 1, SHORT_SEQ_PROB, rng)  # dupe_factor 1
+    instances = create_training_instances([corpus], tokenizer, MAX_SEQ_LENGTH, 1, SHORT_SEQ_PROB, rng)  # dupe_factor 1
     t2 = time.perf_counter()
 
     tokens = write_instance_to_example_files(instances, tokenizer, MAX_SEQ_LENGTH, out)
     t3 = time.perf_counter()
     t1 = _BENCH["read_tokenize_end"]
-    print(json.dumps({"tokens": tokens, "instances": len(instances), "documents": _BENCH["documents"],
-                      "seconds": {"read_tokenize": round(t1 - t0, 2), "instances": round(t2 - t1, 2),
-                                  "write": round(t3 - t2, 2)}}))
+    print(
+        json.dumps(
+            {
+                "tokens": tokens,
+                "instances": len(instances),
+                "documents": _BENCH["documents"],
+                "seconds": {
+                    "read_tokenize": round(t1 - t0, 2),
+                    "instances": round(t2 - t1, 2),
+                    "write": round(t3 - t2, 2),
+                },
+            }
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Running a command while sampling the memory of its whole process tree
+
 
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
@@ -586,7 +309,7 @@ def _children_map() -> dict[int, list[int]]:
         except OSError:  # the process ended meanwhile
             continue
         # The command name (field 2) may hold spaces and parentheses; the ppid follows the last ')'.
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
     return children
 
@@ -626,8 +349,12 @@ def run_measured(cmd: list[str], log: Path) -> dict:
             except subprocess.TimeoutExpired:
                 pass
         wall = time.perf_counter() - t0
-    return {"rc": proc.returncode, "wall_s": wall,
-            "peak_rss_tree_mib": peak_tree / MIB, "peak_rss_proc_mib": peak_proc / MIB}
+    return {
+        "rc": proc.returncode,
+        "wall_s": wall,
+        "peak_rss_tree_mib": peak_tree / MIB,
+        "peak_rss_proc_mib": peak_proc / MIB,
+    }
 
 
 def log_tail(log: Path) -> str:
@@ -637,6 +364,7 @@ def log_tail(log: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # bertpt-prepare's output
+
 
 def bertpt_counts(out: Path) -> tuple[int | None, int | None]:
     """Tokens and instances written, from meta.json; counted from the shard files if its structure
@@ -652,8 +380,10 @@ def bertpt_counts(out: Path) -> tuple[int | None, int | None]:
         train = meta["splits"]["train"]
         return int(train["tokens"]), int(train["instances"])
     except (KeyError, TypeError, ValueError):
-        print(f"    meta.json has no splits.train.tokens/instances; its keys: {list(meta)}; counting the "
-              "*ids*.npy / *idx*.npy files instead")
+        print(
+            f"    meta.json has no splits.train.tokens/instances; its keys: {list(meta)}; counting the "
+            "*ids*.npy / *idx*.npy files instead"
+        )
     tokens = sum(np.load(f, mmap_mode="r").size for f in out.glob("*ids*.npy")) or None
     instances = sum(np.load(f, mmap_mode="r").shape[0] for f in out.glob("*idx*.npy")) or None
     return tokens, instances
@@ -681,6 +411,7 @@ def checkout_env() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Output
 
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -700,45 +431,81 @@ def versions_line() -> str:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             return "not installed"
+
     import bertpt
 
-    return (f"versions: python {platform.python_version()}, bertpt {bertpt.__version__} ({REPO_ROOT}), "
-            f"tokenizers {version('tokenizers')}, blingfire {version('blingfire')}")
+    return (
+        f"versions: python {platform.python_version()}, bertpt {bertpt.__version__} ({REPO_ROOT}), "
+        f"tokenizers {version('tokenizers')}, blingfire {version('blingfire')}"
+    )
 
 
 def print_table(rows: list[dict]) -> None:
     head = ("run", "corpus MB", "wall s", "tokens", "tokens/s", "peak RSS tree MiB", "max-proc RSS MiB")
+
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
+
     lines = [head]
     for r in rows:
         if r.get("error"):
             lines.append((r["name"], fmt(r["corpus_mb"], "g"), "failed", r["error"], "", "", ""))
             continue
-        lines.append((r["name"], fmt(r["corpus_mb"], "g"), fmt(r["wall_s"], ".1f"), fmt(r["tokens"], ",d"),
-                      fmt(r["tokens_per_s"], ",.0f"), fmt(r["peak_rss_tree_mib"], ",.0f"),
-                      fmt(r["peak_rss_proc_mib"], ",.0f")))
+        lines.append(
+            (
+                r["name"],
+                fmt(r["corpus_mb"], "g"),
+                fmt(r["wall_s"], ".1f"),
+                fmt(r["tokens"], ",d"),
+                fmt(r["tokens_per_s"], ",.0f"),
+                fmt(r["peak_rss_tree_mib"], ",.0f"),
+                fmt(r["peak_rss_proc_mib"], ",.0f"),
+            )
+        )
     widths = [max(len(str(line[c])) for line in lines) for c in range(len(head))]
     for k, line in enumerate(lines):
-        print("  ".join(str(v).ljust(w) if c == 0 else str(v).rjust(w) for c, (v, w) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                str(v).ljust(w) if c == 0 else str(v).rjust(w)
+                for c, (v, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
         if k == 0:
             print("  ".join("-" * w for w in widths))
 
 
 # ---------------------------------------------------------------------------------------------
 
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--sizes_mb", type=float, nargs="+", default=[200, 1000],
-                        help="Corpus sizes (MB = 10^6 bytes) to run bertpt-prepare on.")
-    parser.add_argument("--baseline_mb", type=float, default=100,
-                        help="Corpus size for the pure-Python baseline; bertpt-prepare runs on it too.")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bertpt-bench"),
-                        help="Where corpora, the tokenizer, logs and results.json are kept between runs.")
-    parser.add_argument("--num_workers", type=int, default=None,
-                        help="Passed on as bertpt-prepare --num_workers; when unset, not passed "
-                        "(bertpt-prepare's own default).")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes_mb",
+        type=float,
+        nargs="+",
+        default=[200, 1000],
+        help="Corpus sizes (MB = 10^6 bytes) to run bertpt-prepare on.",
+    )
+    parser.add_argument(
+        "--baseline_mb",
+        type=float,
+        default=100,
+        help="Corpus size for the pure-Python baseline; bertpt-prepare runs on it too.",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/bertpt-bench"),
+        help="Where corpora, the tokenizer, logs and results.json are kept between runs.",
+    )
+    parser.add_argument(
+        "--num_workers",
+        type=int,
+        default=None,
+        help="Passed on as bertpt-prepare --num_workers; when unset, not passed (bertpt-prepare's own default).",
+    )
     parser.add_argument("--_baseline", nargs=2, metavar=("FILE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir: Path = args.workdir
@@ -758,8 +525,10 @@ def main() -> None:
     documents = base_documents()
     texts = document_texts(documents)
     base_bytes = sum(map(len, texts))
-    print(f"corpus: {len(documents)} documents, {sum(map(len, documents)):,} paragraph lines, "
-          f"{base_bytes / MB:.1f} MB from {DOC_SOURCES}")
+    print(
+        f"corpus: {len(documents)} documents, {sum(map(len, documents)):,} paragraph lines, "
+        f"{base_bytes / MB:.1f} MB from {DOC_SOURCES}"
+    )
     bertpt_sizes = sorted(set(args.sizes_mb) | {args.baseline_mb})
     corpora = {size: write_corpus(texts, size, workdir) for size in bertpt_sizes}
     print(f"corpus files: {', '.join(p.name for p in corpora.values())}")
@@ -771,11 +540,14 @@ def main() -> None:
         from bertpt.data.tokenizer import save_tokenizer, train_tokenizer
 
         t0 = time.perf_counter()
-        tok = train_tokenizer((p for d in documents for p in d), vocab_size=VOCAB_SIZE, cased=False,
-                              min_frequency=MIN_FREQUENCY)
+        tok = train_tokenizer(
+            (p for d in documents for p in d), vocab_size=VOCAB_SIZE, cased=False, min_frequency=MIN_FREQUENCY
+        )
         save_tokenizer(tok, workdir / "tokenizer")
-        print(f"tokenizer: trained on the base corpus in {time.perf_counter() - t0:.1f} s, "
-              f"{len(tok):,} entries, saved to {workdir / 'tokenizer'}")
+        print(
+            f"tokenizer: trained on the base corpus in {time.perf_counter() - t0:.1f} s, "
+            f"{len(tok):,} entries, saved to {workdir / 'tokenizer'}"
+        )
     del documents, texts
 
     # 3. Ceiling: the Rust tokenizer alone on the smallest corpus's sentences
@@ -786,29 +558,44 @@ def main() -> None:
     t0 = time.perf_counter()
     sentences = [s for d in read_sentences(corpora[smallest]) for s in d]
     split_s = time.perf_counter() - t0
-    print(f"ceiling: {len(sentences):,} sentences in the {smallest:g} MB corpus (blingfire split, "
-          f"one core, not timed below: {split_s:.1f} s)")
+    print(
+        f"ceiling: {len(sentences):,} sentences in the {smallest:g} MB corpus (blingfire split, "
+        f"one core, not timed below: {split_s:.1f} s)"
+    )
     pass_s = []
     for _ in range(CEILING_PASSES):
         corpus_tokens, t0 = 0, time.perf_counter()
         for start in range(0, len(sentences), ENCODE_BATCH):
-            encodings = rust.encode_batch(sentences[start:start + ENCODE_BATCH], add_special_tokens=False)
+            encodings = rust.encode_batch(sentences[start : start + ENCODE_BATCH], add_special_tokens=False)
             corpus_tokens += sum(len(e.ids) for e in encodings)
         pass_s.append(time.perf_counter() - t0)
     ceiling_s = min(pass_s)
-    rows = [{"name": "raw encode_batch (ceiling)", "corpus_mb": smallest, "wall_s": ceiling_s,
-             "tokens": corpus_tokens, "tokens_per_s": corpus_tokens / ceiling_s,
-             "peak_rss_tree_mib": None, "peak_rss_proc_mib": None}]
-    print(f"ceiling: {corpus_tokens:,} tokens, passes of {', '.join(f'{t:.2f}' for t in pass_s)} s; "
-          f"fastest: {corpus_tokens / ceiling_s:,.0f} tokens/s")
+    rows = [
+        {
+            "name": "raw encode_batch (ceiling)",
+            "corpus_mb": smallest,
+            "wall_s": ceiling_s,
+            "tokens": corpus_tokens,
+            "tokens_per_s": corpus_tokens / ceiling_s,
+            "peak_rss_tree_mib": None,
+            "peak_rss_proc_mib": None,
+        }
+    ]
+    print(
+        f"ceiling: {corpus_tokens:,} tokens, passes of {', '.join(f'{t:.2f}' for t in pass_s)} s; "
+        f"fastest: {corpus_tokens / ceiling_s:,.0f} tokens/s"
+    )
 
     # Sanity: the pure-Python tokenizer must give the Rust tokenizer's ids, or the baseline
     # would be doing different work.
     sample = random.Random(SEED).sample(sentences, min(AGREEMENT_SAMPLE, len(sentences)))
     python_tok = FullTokenizer(vocab_file)
     rust_ids = [e.ids for e in rust.encode_batch(sample, add_special_tokens=False)]
-    mismatches = [s for s, ids in zip(sample, rust_ids)
-                  if python_tok.convert_tokens_to_ids(python_tok.tokenize(s)) != ids]
+    mismatches = [
+        s
+        for s, ids in zip(sample, rust_ids, strict=True)
+        if python_tok.convert_tokens_to_ids(python_tok.tokenize(s)) != ids
+    ]
     agreement, n_sample = 1 - len(mismatches) / max(1, len(sample)), len(sample)
     del sentences, sample, rust_ids
 
@@ -816,13 +603,27 @@ def main() -> None:
     print(f"baseline: pure Python on {args.baseline_mb:g} MB ...", flush=True)
     baseline_out = workdir / "baseline-ids.npy"
     log = workdir / "baseline.log"
-    m = run_measured([sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir),
-                      "--_baseline", str(corpora[args.baseline_mb]), str(baseline_out)], log)
+    m = run_measured(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--workdir",
+            str(workdir),
+            "--_baseline",
+            str(corpora[args.baseline_mb]),
+            str(baseline_out),
+        ],
+        log,
+    )
     baseline = {"name": "baseline (pure Python)", "corpus_mb": args.baseline_mb, **m}
     if m["rc"] == 0:
         result = json.loads(log.read_text().strip().splitlines()[-1])
-        baseline.update(tokens=result["tokens"], instances=result["instances"], phases_s=result["seconds"],
-                        tokens_per_s=result["tokens"] / m["wall_s"])
+        baseline.update(
+            tokens=result["tokens"],
+            instances=result["instances"],
+            phases_s=result["seconds"],
+            tokens_per_s=result["tokens"] / m["wall_s"],
+        )
     else:
         baseline["error"] = f"rc {m['rc']}"
         print(f"  baseline failed (exit status {m['rc']}), last lines of {log}:\n{log_tail(log)}")
@@ -834,17 +635,26 @@ def main() -> None:
         print(f"bertpt-prepare on {size:g} MB ...", flush=True)
         out = workdir / f"bertpt-out-{size:g}mb"
         log = workdir / f"bertpt-{size:g}mb.log"
-        cmd = [*bertpt_command(), str(corpora[size]), "--output_dir", str(out),
-               "--tokenizer", str(workdir / "tokenizer"), "--dupe_factor", "1", "--val_fraction", "0",
-               "--overwrite"]
+        cmd = [
+            *bertpt_command(),
+            str(corpora[size]),
+            "--output_dir",
+            str(out),
+            "--tokenizer",
+            str(workdir / "tokenizer"),
+            "--dupe_factor",
+            "1",
+            "--val_fraction",
+            "0",
+            "--overwrite",
+        ]
         if args.num_workers is not None:
             cmd += ["--num_workers", str(args.num_workers)]
         m = run_measured(cmd, log)
         row = {"name": "bertpt-prepare", "corpus_mb": size, **m}
         if m["rc"] == 0:
             tokens, instances = bertpt_counts(out)
-            row.update(tokens=tokens, instances=instances,
-                       tokens_per_s=tokens / m["wall_s"] if tokens else None)
+            row.update(tokens=tokens, instances=instances, tokens_per_s=tokens / m["wall_s"] if tokens else None)
             if size == args.baseline_mb and baseline_out.is_file():
                 import numpy as np
 
@@ -860,7 +670,7 @@ def main() -> None:
 
     # 6. Output
     print()
-    print(f"bertpt command (last size): {shlex.join(['bertpt-prepare', *cmd[len(bertpt_command()):]])}")
+    print(f"bertpt command (last size): {shlex.join(['bertpt-prepare', *cmd[len(bertpt_command()) :]])}")
     print()
     print_table(rows)
     print()
@@ -873,11 +683,16 @@ def main() -> None:
         # is the same document set repeated.
         pct = 100 * r["tokens_per_s"] / ceiling["tokens_per_s"]
         # Actual file sizes: a corpus ends on a whole document, a little past the size asked for.
-        pct_mb = 100 * (corpora[r["corpus_mb"]].stat().st_size / r["wall_s"]) / (
-            corpora[smallest].stat().st_size / ceiling["wall_s"])
+        pct_mb = (
+            100
+            * (corpora[r["corpus_mb"]].stat().st_size / r["wall_s"])
+            / (corpora[smallest].stat().st_size / ceiling["wall_s"])
+        )
         derived[f"bertpt_pct_of_ceiling_{r['corpus_mb']:g}mb"] = {"tokens_per_s": pct, "corpus_mb_per_s": pct_mb}
-        print(f"bertpt @ {r['corpus_mb']:g} MB: {pct:.0f} % of the raw encode_batch ceiling in tokens/s, "
-              f"{pct_mb:.0f} % in corpus MB/s (target >= 70 %)")
+        print(
+            f"bertpt @ {r['corpus_mb']:g} MB: {pct:.0f} % of the raw encode_batch ceiling in tokens/s, "
+            f"{pct_mb:.0f} % in corpus MB/s (target >= 70 %)"
+        )
     same = next((r for r in ok if r["corpus_mb"] == args.baseline_mb), None)
     if same and not baseline.get("error"):
         derived["bertpt_over_baseline"] = same["tokens_per_s"] / baseline["tokens_per_s"]
@@ -885,24 +700,40 @@ def main() -> None:
     if len(ok) >= 2:
         lo, hi = ok[0], ok[-1]
         derived["rss_ratio_largest_smallest"] = hi["peak_rss_tree_mib"] / lo["peak_rss_tree_mib"]
-        print(f"peak RSS (tree) {hi['corpus_mb']:g} MB / {lo['corpus_mb']:g} MB: "
-              f"{derived['rss_ratio_largest_smallest']:.2f}x for {hi['corpus_mb'] / lo['corpus_mb']:.1f}x the corpus")
+        print(
+            f"peak RSS (tree) {hi['corpus_mb']:g} MB / {lo['corpus_mb']:g} MB: "
+            f"{derived['rss_ratio_largest_smallest']:.2f}x for {hi['corpus_mb'] / lo['corpus_mb']:.1f}x the corpus"
+        )
     first = next((r for r in ok if r["corpus_mb"] == smallest), None)
     if first:
         derived["instance_over_corpus_tokens"] = first["tokens"] / corpus_tokens
-        print(f"instance tokens / corpus tokens @ {smallest:g} MB: {derived['instance_over_corpus_tokens']:.3f} "
-              f"(bertpt's written tokens against the ceiling's count: [CLS]/[SEP], random-next B segments)")
+        print(
+            f"instance tokens / corpus tokens @ {smallest:g} MB: {derived['instance_over_corpus_tokens']:.3f} "
+            f"(bertpt's written tokens against the ceiling's count: [CLS]/[SEP], random-next B segments)"
+        )
     print(f"tokenizer agreement, pure Python vs Rust: {agreement:.2%} of {n_sample:,} sentences identical")
     for s in mismatches[:3]:
         print(f"    differs: {s[:100]!r}")
-    counts = (f" (instances: bertpt {same['instances']:,}, baseline {baseline['instances']:,})"
-              if same and same.get("instances") and baseline.get("instances") else "")
-    print(f"bertpt output identical to the baseline's @ {args.baseline_mb:g} MB: "
-          f"{'-' if identical is None else 'yes' if identical else 'no'}{counts}")
+    counts = (
+        f" (instances: bertpt {same['instances']:,}, baseline {baseline['instances']:,})"
+        if same and same.get("instances") and baseline.get("instances")
+        else ""
+    )
+    print(
+        f"bertpt output identical to the baseline's @ {args.baseline_mb:g} MB: "
+        f"{'-' if identical is None else 'yes' if identical else 'no'}{counts}"
+    )
 
-    results = {"machine": machine_line(), "versions": versions_line(), "args": {**vars(args), "workdir": str(workdir)},
-               "bertpt_command": cmd, "rows": rows, "derived": derived, "tokenizer_agreement": agreement,
-               "identical_to_baseline": identical}
+    results = {
+        "machine": machine_line(),
+        "versions": versions_line(),
+        "args": {**vars(args), "workdir": str(workdir)},
+        "bertpt_command": cmd,
+        "rows": rows,
+        "derived": derived,
+        "tokenizer_agreement": agreement,
+        "identical_to_baseline": identical,
+    }
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"results: {workdir / 'results.json'}")
     if any(r.get("error") for r in rows):

@@ -32,11 +32,12 @@ from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
                             eval_batches, load_meta)
-from bertpt.errors import BertptError, exit_on_error, one_line, require_writable_dir
+from bertpt.engine import build_engine, check_ds_config, precision_name
+from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
-from bertpt.optim import check_lamb, lamb_fallback
+from bertpt.optim import check_lamb
 from bertpt.preemption import EXIT_PREEMPTED, Stopper, ignore_in_workers
 from bertpt.ckpt.warmstart import init_from
 
@@ -69,7 +70,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     meta = load_meta(data_dir)
     ds_config = load_ds_config(ds_path, cfg.max_steps)
     check_lamb(ds_config)
-    _check_ds_config(ds_config, ds_path)
+    check_ds_config(ds_config, ds_path)
     model_config = bert_config(cfg.model, meta["vocab_size"], meta["special_ids"]["pad"])
     if model_config.max_position_embeddings < meta["max_seq_length"]:
         raise BertptError(f"{data_dir} holds sequences of {meta['max_seq_length']} tokens but the model has only "
@@ -80,15 +81,12 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     require_writable_dir(Path(cfg.output_dir), "--output_dir")
     resume = universal.plan(resume_from, ds_config, rank, world)  # another world size: keep the global batch
 
-    import deepspeed  # after the cheap checks above, so bad input fails fast
-
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
     if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
         init_from(cfg.init_from, model, meta["tokenizer_hash"], resume_from, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=resume.ds_config,
-                                      optimizer=lamb_fallback(ds_config))
+    engine = build_engine(model, resume.ds_config)  # DeepSpeed is imported here, after the cheap checks above
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
@@ -119,14 +117,14 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                              collate_fn=MaskingCollator(meta, cfg.seed, EVAL_STREAM, whole_words),
                              generator=torch.Generator().manual_seed(cfg.seed))
 
-    device, precision = device_name(engine.device), _precision(engine).split()[0]
+    device, precision = device_name(engine.device), precision_name(engine).split()[0]
     peak = cfg.peak_tflops or peak_tflops(device, precision)
     reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps, flops=functools.partial(step_flops, model_config),
                         peak_tflops=peak, world=world)
     reporter.write(f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
                    f"({len(train)} training instances of {meta['max_seq_length']} tokens), world size {world}, "
                    f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
-                   f"ZeRO stage {engine.zero_optimization_stage()}, {_precision(engine)}"
+                   f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}"
                    + (", activation checkpointing" if cfg.activation_checkpointing else "")
                    + (f", MFU against {peak:g} TFLOPS ({device} {precision})" if peak else
                       f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)")
@@ -229,14 +227,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def param_groups(model: torch.nn.Module) -> list[dict]:
-    """BERT's rule: no weight decay on biases and LayerNorm weights (the decay value is the JSON's)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():  # shared (tied) parameters appear once
-        (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _builtin_data(local_rank: int) -> Path:
     target = builtin_data_dir()
     if local_rank == 0 and not (target / "meta.json").exists():
@@ -244,34 +234,6 @@ def _builtin_data(local_rank: int) -> Path:
         prepare_builtin(target, progress=True)
     distributed.barrier()
     return target
-
-
-def _check_ds_config(ds_config: dict, ds_path: str) -> None:
-    """Let DeepSpeed's own parser and accelerator judge the JSON now, and say what is wrong in one line."""
-    from deepspeed.accelerator import get_accelerator
-    from deepspeed.runtime.config import DeepSpeedConfig
-
-    acc = get_accelerator()
-    for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", acc.is_bf16_supported)):
-        if (ds_config.get(precision) or {}).get("enabled") and not supported():
-            raise BertptError(f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
-                              f"({acc.device_name()}) does not support; use a preset with the other precision "
-                              "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32")
-    if "activation_checkpointing" in ds_config:
-        raise BertptError(f"--deepspeed_config {ds_path} has an \"activation_checkpointing\" section, which configures "
-                          "DeepSpeed's own checkpointing API; bertpt's model does not call it, so the section would "
-                          "do nothing. Remove it and pass --activation_checkpointing instead")
-    try:
-        DeepSpeedConfig(ds_config)
-    except Exception as e:  # noqa: BLE001 -- assertion, pydantic and value errors alike
-        msg = one_line(e)
-        hint = ("; leave train_batch_size out and set train_micro_batch_size_per_gpu and gradient_accumulation_steps, "
-                "so the global batch follows the world size") if "batch" in msg.lower() else ""
-        raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
-
-
-def _precision(engine) -> str:
-    return "fp16 (dynamic loss scaling)" if engine.fp16_enabled() else "bf16" if engine.bfloat16_enabled() else "fp32"
 
 
 def main(argv: list[str] | None = None) -> None:

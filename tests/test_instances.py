@@ -1,5 +1,5 @@
 """bertpt.data.instances against an independent port of Google's create_pretraining_data.py
-(tests/google_reference.py), on real text with a real WordPiece tokenizer.
+(benchmarks/reference/create_pretraining_data.py), on real text with a real WordPiece tokenizer.
 
 Same documents, same `random.Random(seed)` -> the very same instances, in the same order, with the
 same masks. Then the statistics the algorithm implies, and the instance layout, on the bertpt output.
@@ -15,7 +15,8 @@ import pytest
 
 from bertpt.data.instances import google_instances, num_to_predict, truncate_seq_pair
 from bertpt.data.tokenizer import continuation_table, special_ids, train_tokenizer
-from tests import google_reference as ref
+
+from benchmarks.reference import create_pretraining_data as ref
 
 MASKED_LM_PROB, MAX_PREDICTIONS = 0.15, 20
 

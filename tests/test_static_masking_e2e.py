@@ -1,6 +1,6 @@
 """Static whole-word masking end to end: text file in Google's format -> bertpt-prepare -> shard files
--> dataset reader, compared with Google's create_pretraining_data algorithm (tests/google_reference.py)
-run on the same file with the same seed.
+-> dataset reader, compared with Google's create_pretraining_data algorithm
+(benchmarks/reference/create_pretraining_data.py) run on the same file with the same seed.
 
 With val_fraction 0 and one chunk, the train split of chunk 0 is Google's algorithm on all the
 documents in input order with random.Random(chunk_seed(seed, "train", 0)), so every instance, mask
@@ -25,7 +25,8 @@ from bertpt.data.tokenizer import (
     special_ids,
     train_tokenizer,
 )
-from tests import google_reference as ref
+
+from benchmarks.reference import create_pretraining_data as ref
 
 SEED, MAX_LEN, DUPE, MASKED_LM_PROB, MAX_PREDICTIONS, SHORT_SEQ_PROB = 7, 128, 2, 0.15, 20, 0.1
 

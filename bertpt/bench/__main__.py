@@ -1,3 +1,3 @@
-from bertpt.bench.throughput import main
+from bertpt.bench.cli import main
 
 main()

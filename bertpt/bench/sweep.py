@@ -23,9 +23,17 @@ from bertpt.errors import BertptError
 
 
 def sweep(bc: BenchConfig) -> list[dict]:
-    own = {"zero_sweep", "sweep_configs", "world_sizes", "repeats", "json_out", "deepspeed_config", "baseline", "profile"}
-    passed = [a for f in dataclasses.fields(bc) if f.name not in own
-              for a in (f"--{f.name}", str(getattr(bc, f.name)))]
+    own = {
+        "zero_sweep",
+        "sweep_configs",
+        "world_sizes",
+        "repeats",
+        "json_out",
+        "deepspeed_config",
+        "baseline",
+        "profile",
+    }
+    passed = [a for f in dataclasses.fields(bc) if f.name not in own for a in (f"--{f.name}", str(getattr(bc, f.name)))]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     runs: dict[tuple, list[dict]] = {}
     pairs = list(itertools.product(bc.world_sizes, bc.sweep_configs))
@@ -35,8 +43,18 @@ def sweep(bc: BenchConfig) -> list[dict]:
     rows = []
     for (world, config), results in runs.items():  # each row: the run with the median throughput
         r = sorted(results, key=lambda x: x["results"][0]["tokens_per_s"])[(len(results) - 1) // 2]
-        rows.append({"config": config, "world_size": world, "zero_stage": r["zero_stage"], **r["results"][0],
-                     "device": r["device"], "threads": r["threads"], "clock": r["clock"], "runs": len(results)})
+        rows.append(
+            {
+                "config": config,
+                "world_size": world,
+                "zero_stage": r["zero_stage"],
+                **r["results"][0],
+                "device": r["device"],
+                "threads": r["threads"],
+                "clock": r["clock"],
+                "runs": len(results),
+            }
+        )
     rows.sort(key=lambda x: (bc.world_sizes.index(x["world_size"]), bc.sweep_configs.index(x["config"])))
     print_table(bc, rows)
     if bc.json_out:
@@ -47,9 +65,24 @@ def sweep(bc: BenchConfig) -> list[dict]:
 def run_one(config: str, world: int, passed: list[str], env: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world), "--master_port",
-               str(free_port()), "-m", "bertpt.bench.throughput", "--deepspeed_config", config, "--baseline", "none",
-               "--json_out", str(out), *passed]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(world),
+            "--master_port",
+            str(free_port()),
+            "-m",
+            "bertpt.bench",
+            "--deepspeed_config",
+            config,
+            "--baseline",
+            "none",
+            "--json_out",
+            str(out),
+            *passed,
+        ]
         print(f"bertpt bench: {config}, world size {world} ...", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode or not out.is_file():
@@ -59,15 +92,20 @@ def run_one(config: str, world: int, passed: list[str], env: dict) -> dict:
 
 
 def print_table(bc: BenchConfig, rows: list[dict]) -> None:
-    print(f"\nbertpt bench --zero_sweep: {bc.model}, micro-batch {bc.micro_batch or 'from the JSON'} per process, "
-          f"{rows[0]['device']}, {rows[0]['clock']} time, median of {rows[0]['runs']} run(s); tokens/s over all processes")
-    head = f"{'config':26} {'ZeRO':>4} {'world':>5} {'threads':>7} {'precision':9} {'step ms':>8} {'tokens/s':>9} " \
-           f"{'vs ZeRO-0':>9} {'peak MiB/proc':>13}"
+    print(
+        f"\nbertpt bench --zero_sweep: {bc.model}, micro-batch {bc.micro_batch or 'from the JSON'} per process, "
+        f"{rows[0]['device']}, {rows[0]['clock']} time, median of {rows[0]['runs']} run(s); tokens/s over all processes"
+    )
+    head = (
+        f"{'config':26} {'ZeRO':>4} {'world':>5} {'threads':>7} {'precision':9} {'step ms':>8} {'tokens/s':>9} "
+        f"{'vs ZeRO-0':>9} {'peak MiB/proc':>13}"
+    )
     print(head + "\n" + "-" * len(head))
     for row in rows:
         zero0 = next((x for x in rows if x["world_size"] == row["world_size"] and x["zero_stage"] == 0), None)
         rel = f"{row['tokens_per_s'] / zero0['tokens_per_s']:.2f}x" if zero0 else "-"
         peak = "-" if row["peak_mib"] != row["peak_mib"] else f"{row['peak_mib']:,.0f}"  # nan: --no_memory
-        print(f"{Path(row['config']).name:26} {row['zero_stage']:4} {row['world_size']:5} {row['threads']:7} "
-              f"{row['precision']:9} {row['step_ms']:8.0f} {row['tokens_per_s']:9,.0f} {rel:>9} {peak:>13}")
-
+        print(
+            f"{Path(row['config']).name:26} {row['zero_stage']:4} {row['world_size']:5} {row['threads']:7} "
+            f"{row['precision']:9} {row['step_ms']:8.0f} {row['tokens_per_s']:9,.0f} {rel:>9} {peak:>13}"
+        )

@@ -35,54 +35,84 @@ import numpy as np
 import torch
 
 from bertpt.cli import arg as _arg
-from bertpt.errors import BertptError, exit_on_error
+from bertpt.errors import BertptError
 
-REPO = Path(__file__).resolve().parent.parent
-
+REPO = Path(__file__).resolve().parents[2]  # the checkout: bertpt/bench/throughput.py -> .
 
 
 @dataclass
 class BenchConfig:
     """Flags of `python -m bertpt.bench` (field help = --help)."""
+
     model: str = _arg("bert-mini", "Model preset (bert-tiny ... bert-large) or a BertConfig JSON, as for training.")
-    deepspeed_config: str = _arg("ds_configs/zero2.json", "DeepSpeed JSON for bertpt's side (optimizer, ZeRO stage, "
-                                 "precision, micro batch); a relative path is also looked up in the repository.")
-    precision: str = _arg("preset", "bertpt's precision: preset (the JSON's), fp32, bf16 or fp16 (dynamic loss "
-                          "scaling); anything but preset replaces the JSON's bf16/fp16 sections for this run only.",
-                          choices=["preset", "fp32", "bf16", "fp16"])
-    micro_batch: int = _arg(0, "Sequences per step (0: the JSON's train_micro_batch_size_per_gpu). Gradient "
-                            "accumulation is set to 1: every timed step is one optimizer step.")
-    data: str = _arg("builtin", "builtin (the built-in corpus, prepared on first use), synthetic (random tokens, "
-                     "60%% full-length sequences, the rest uniform down to an eighth; dynamic masking as in "
-                     "training) or a prepared data directory.")
+    deepspeed_config: str = _arg(
+        "ds_configs/zero2.json",
+        "DeepSpeed JSON for bertpt's side (optimizer, ZeRO stage, "
+        "precision, micro batch); a relative path is also looked up in the repository.",
+    )
+    precision: str = _arg(
+        "preset",
+        "bertpt's precision: preset (the JSON's), fp32, bf16 or fp16 (dynamic loss "
+        "scaling); anything but preset replaces the JSON's bf16/fp16 sections for this run only.",
+        choices=["preset", "fp32", "bf16", "fp16"],
+    )
+    micro_batch: int = _arg(
+        0,
+        "Sequences per step (0: the JSON's train_micro_batch_size_per_gpu). Gradient "
+        "accumulation is set to 1: every timed step is one optimizer step.",
+    )
+    data: str = _arg(
+        "builtin",
+        "builtin (the built-in corpus, prepared on first use), synthetic (random tokens, "
+        "60%% full-length sequences, the rest uniform down to an eighth; dynamic masking as in "
+        "training) or a prepared data directory.",
+    )
     seq_len: int = _arg(0, "Sequence length (0: the data's max_seq_length; synthetic: 128).")
     vocab_size: int = _arg(30522, "Vocabulary size for --data synthetic (prepared data has its own).")
-    baseline: list[str] = _arg(["fp32", "same"], "Precisions of the transformers loop to run beside bertpt: fp32, "
-                               "bf16, fp16 (autocast), same (= bertpt's) or none.")
+    baseline: list[str] = _arg(
+        ["fp32", "same"],
+        "Precisions of the transformers loop to run beside bertpt: fp32, "
+        "bf16, fp16 (autocast), same (= bertpt's) or none.",
+    )
     steps: int = _arg(20, "Timed steps per side; medians are over these.")
     warmup: int = _arg(5, "Untimed steps per side first (allocator, kernels, DeepSpeed buffers).")
     chunk: int = _arg(4, "Timed steps of one side per turn; sides take turns, the order flipping each round.")
-    rewarm: int = _arg(1, "Untimed steps at the start of each turn: a timed step then finds the caches as training "
-                       "leaves them, not as the other side did.")
+    rewarm: int = _arg(
+        1,
+        "Untimed steps at the start of each turn: a timed step then finds the caches as training "
+        "leaves them, not as the other side did.",
+    )
     activation_checkpointing: bool = _arg(False, "bertpt's side with --activation_checkpointing (as pretrain.py).")
     peak_tflops: float = _arg(0, "Device peak TFLOPS for MFU (0: bertpt.flops' table; none for CPUs).")
     threads: int = _arg(0, "torch CPU threads per process (0: torch's default).")
-    clock: str = _arg("wall", "wall: elapsed time. cpu: this process's CPU time (all its threads), which other "
-                      "processes' load does not inflate; on a shared CPU machine use it with --threads 1.",
-                      choices=["wall", "cpu"])
+    clock: str = _arg(
+        "wall",
+        "wall: elapsed time. cpu: this process's CPU time (all its threads), which other "
+        "processes' load does not inflate; on a shared CPU machine use it with --threads 1.",
+        choices=["wall", "cpu"],
+    )
     memory: bool = _arg(True, "Measure peak memory (one extra untimed step per side).")
-    profile: int = _arg(0, "After timing, profile this many steps per side with torch.profiler and print the "
-                        "operators that took the most time.")
-    zero_sweep: bool = _arg(False, "Instead: bertpt's side alone for each --sweep_configs x --world_sizes, one "
-                            "torchrun per pair, and a table (throughput relative to ZeRO-0 at the same size).")
+    profile: int = _arg(
+        0,
+        "After timing, profile this many steps per side with torch.profiler and print the "
+        "operators that took the most time.",
+    )
+    zero_sweep: bool = _arg(
+        False,
+        "Instead: bertpt's side alone for each --sweep_configs x --world_sizes, one "
+        "torchrun per pair, and a table (throughput relative to ZeRO-0 at the same size).",
+    )
     sweep_configs: list[str] = _arg([f"ds_configs/zero{i}.json" for i in range(4)], "DeepSpeed JSONs for --zero_sweep.")
     world_sizes: list[int] = _arg([1, 2], "World sizes for --zero_sweep (processes on this machine).")
-    repeats: int = _arg(1, "--zero_sweep: run the list this many times, in alternating order; each row is the median run.")
+    repeats: int = _arg(
+        1, "--zero_sweep: run the list this many times, in alternating order; each row is the median run."
+    )
     json_out: str | None = _arg(None, "Also write the results as JSON to this file (the sweep's processes use it).")
     seed: int = _arg(42, "Seed for data order, masking and initial weights.")
 
 
 # ------------------------------------------------------------------------------------ Inputs
+
 
 def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[dict], int, int, str]:
     """n collated batches (this rank's share of each global step), the vocabulary size, pad id and a
@@ -91,9 +121,13 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
 
     if bc.data == "synthetic":
         L = bc.seq_len or 128
-        meta = {"special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}, "vocab_size": bc.vocab_size,
-                "max_predictions_per_seq": max(1, round(L * 20 / 128)), "masked_lm_prob": 0.15,  # Google: 20 at 128, 80 at 512
-                "masking": {"static": False, "whole_word": False}}
+        meta = {
+            "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4},
+            "vocab_size": bc.vocab_size,
+            "max_predictions_per_seq": max(1, round(L * 20 / 128)),
+            "masked_lm_prob": 0.15,  # Google: 20 at 128, 80 at 512
+            "masking": {"static": False, "whole_word": False},
+        }
         rng = np.random.default_rng([bc.seed, rank])
         collate = MaskingCollator(meta, bc.seed)
 
@@ -103,10 +137,12 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
             a_len = int(rng.integers(2, length - 1))
             tokens[0], tokens[a_len - 1], tokens[-1] = 2, 3, 3  # [CLS] A [SEP] B [SEP]
             return p, tokens, a_len, int(rng.random() < 0.5), None
+
         batches = [collate([item(p) for p in range(i * bc.micro_batch, (i + 1) * bc.micro_batch)]) for i in range(n)]
         return batches, bc.vocab_size, 0, f"synthetic, {L} tokens"
     if bc.data == "builtin":
         from bertpt.data.builtin import builtin_data_dir, prepare_builtin
+
         data_dir = builtin_data_dir()
         if rank == 0 and not (data_dir / "meta.json").exists():
             prepare_builtin(data_dir, progress=False)
@@ -116,8 +152,10 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
         data_dir = Path(bc.data)
     meta = load_meta(data_dir)
     if bc.seq_len and bc.seq_len != meta["max_seq_length"]:
-        raise BertptError(f"--seq_len {bc.seq_len}: {data_dir} holds {meta['max_seq_length']}-token sequences; "
-                          "pass --data with data of that length, or --data synthetic")
+        raise BertptError(
+            f"--seq_len {bc.seq_len}: {data_dir} holds {meta['max_seq_length']}-token sequences; "
+            "pass --data with data of that length, or --data synthetic"
+        )
     data = PretrainingData(data_dir, "train")
     whole = continuation_ids(data_dir) if meta["masking"]["whole_word"] else None
     collate = MaskingCollator(meta, bc.seed, is_continuation=whole)
@@ -134,7 +172,9 @@ def bench_ds_config(bc: BenchConfig) -> tuple[dict, str, str]:
     if not path.is_file() and (REPO / path).is_file():
         path = REPO / path
     cfg = load_ds_config(str(path), max_steps=bc.warmup + bc.steps + 10)
-    cfg["train_micro_batch_size_per_gpu"] = bc.micro_batch = bc.micro_batch or cfg.get("train_micro_batch_size_per_gpu", 32)
+    cfg["train_micro_batch_size_per_gpu"] = bc.micro_batch = bc.micro_batch or cfg.get(
+        "train_micro_batch_size_per_gpu", 32
+    )
     cfg["gradient_accumulation_steps"] = 1
     cfg.pop("train_batch_size", None)
     if bc.precision != "preset":  # fp16: dynamic loss scaling (loss_scale 0), as in the zero2_fp16 preset
@@ -142,11 +182,18 @@ def bench_ds_config(bc: BenchConfig) -> tuple[dict, str, str]:
             cfg.pop(key, None)
         if bc.precision != "fp32":
             cfg[bc.precision] = {"enabled": True, **({"loss_scale": 0} if bc.precision == "fp16" else {})}
-    precision = "bf16" if (cfg.get("bf16") or {}).get("enabled") else "fp16" if (cfg.get("fp16") or {}).get("enabled") else "fp32"
+    precision = (
+        "bf16"
+        if (cfg.get("bf16") or {}).get("enabled")
+        else "fp16"
+        if (cfg.get("fp16") or {}).get("enabled")
+        else "fp32"
+    )
     return cfg, precision, str(path)
 
 
 # ------------------------------------------------------------------------------------ Sides
+
 
 @dataclass
 class Side:
@@ -159,23 +206,21 @@ class Side:
 
 
 def bertpt_side(bc: BenchConfig, model_config, ds_config: dict, ds_path: str, precision: str) -> Side:
-    import deepspeed
-
+    from bertpt.engine import build_engine, check_ds_config
     from bertpt.model import BertForPreTraining
-    from bertpt.optim import check_lamb, lamb_fallback
-    from bertpt.pretrain import _check_ds_config, param_groups
+    from bertpt.optim import check_lamb
 
     check_lamb(ds_config)
-    _check_ds_config(ds_config, ds_path)
+    check_ds_config(ds_config, ds_path)
     torch.manual_seed(bc.seed)
     model = BertForPreTraining(model_config, gradient_checkpointing=bc.activation_checkpointing)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=ds_config,
-                                      optimizer=lamb_fallback(ds_config))
+    engine = build_engine(model, ds_config)  # as pretrain.py builds it
 
     def step(b):
         out = engine(**b)
         engine.backward(out.loss)
         engine.step()
+
     return Side(f"bertpt ({Path(ds_path).name}, ZeRO-{engine.zero_optimization_stage()})", precision, step)
 
 
@@ -197,11 +242,16 @@ def transformers_side(bc: BenchConfig, model_config, ds_config: dict, precision:
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-    return Side(f"transformers BertForPreTraining ({model.config._attn_implementation})",
-                precision + (" autocast" if dtype else ""), step)
+
+    return Side(
+        f"transformers BertForPreTraining ({model.config._attn_implementation})",
+        precision + (" autocast" if dtype else ""),
+        step,
+    )
 
 
 # ------------------------------------------------------------------------------------ Measuring
+
 
 def live_bytes(device) -> float:
     """Bytes of all tensors alive on `device` (CPU: found through the garbage collector, shared
@@ -228,10 +278,17 @@ def transient_peak(step, batch, device) -> float:
         torch.cuda.synchronize(device)
         return float(torch.cuda.max_memory_allocated(device) - before)
     from torch.profiler import ProfilerActivity, profile
+
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step(batch)
-    events = sorted((e for e in prof.profiler.kineto_results.events()
-                     if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")), key=lambda e: e.start_ns())
+    events = sorted(
+        (
+            e
+            for e in prof.profiler.kineto_results.events()
+            if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")
+        ),
+        key=lambda e: e.start_ns(),
+    )
     return float(max(itertools.accumulate((e.nbytes() for e in events), initial=0)))
 
 
@@ -242,14 +299,14 @@ def run_sides(sides: list[Side], build, batches: list[dict], bc: BenchConfig, de
     for make in build:
         before = live_bytes(device)
         side = make()
-        for b in batches[:bc.warmup]:
+        for b in batches[: bc.warmup]:
             side.step(b)
         sync()
         side.state_bytes = live_bytes(device) - before
         sides.append(side)
     rounds = range(bc.warmup, bc.warmup + bc.steps, bc.chunk)
     for r, start in enumerate(rounds):
-        for side in (sides if r % 2 == 0 else sides[::-1]):
+        for side in sides if r % 2 == 0 else sides[::-1]:
             for _ in range(bc.rewarm):
                 side.step(batches[start])
             for i in range(start, min(start + bc.chunk, bc.warmup + bc.steps)):
@@ -264,13 +321,20 @@ def run_sides(sides: list[Side], build, batches: list[dict], bc: BenchConfig, de
             side.transient = transient_peak(side.step, extra, device)
     if bc.profile:
         from torch.profiler import ProfilerActivity, profile
+
         for side in sides:  # at most --steps steps: the batches there are
-            with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])) as prof:
-                for b in batches[bc.warmup:bc.warmup + min(bc.profile, bc.steps)]:
+            with profile(
+                activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            ) as prof:
+                for b in batches[bc.warmup : bc.warmup + min(bc.profile, bc.steps)]:
                     side.step(b)
                 sync()
-            print(f"\n{side.name}, {side.precision}: {bc.profile} steps\n" + prof.key_averages().table(
-                sort_by="self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total", row_limit=15))
+            print(
+                f"\n{side.name}, {side.precision}: {bc.profile} steps\n"
+                + prof.key_averages().table(
+                    sort_by="self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total", row_limit=15
+                )
+            )
 
 
 def summarize(side: Side, stats: list[list[float]], flops: list[float], peak: float | None) -> dict:
@@ -279,16 +343,23 @@ def summarize(side: Side, stats: list[list[float]], flops: list[float], peak: fl
     tok = [stats[i][0] / side.times[i] for i in idx]
     tfl = [flops[i] / side.times[i] / 1e12 for i in idx]
     q = statistics.quantiles(secs, n=4) if len(secs) > 1 else [secs[0]] * 3
-    out = {"side": side.name, "precision": side.precision, "step_ms": statistics.median(secs) * 1e3,
-           "step_ms_iqr": [q[0] * 1e3, q[2] * 1e3], "tokens_per_s": statistics.median(tok),
-           "seq_per_s": statistics.median(stats[i][2] / side.times[i] for i in idx),
-           "tflops": statistics.median(tfl), "state_mib": side.state_bytes / 2**20,
-           "peak_mib": (side.state_bytes + side.transient) / 2**20}
+    out = {
+        "side": side.name,
+        "precision": side.precision,
+        "step_ms": statistics.median(secs) * 1e3,
+        "step_ms_iqr": [q[0] * 1e3, q[2] * 1e3],
+        "tokens_per_s": statistics.median(tok),
+        "seq_per_s": statistics.median(stats[i][2] / side.times[i] for i in idx),
+        "tflops": statistics.median(tfl),
+        "state_mib": side.state_bytes / 2**20,
+        "peak_mib": (side.state_bytes + side.transient) / 2**20,
+    }
     out["mfu"] = out["tflops"] / peak if peak else None
     return out
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def run(bc: BenchConfig) -> dict:
     import deepspeed
@@ -305,14 +376,18 @@ def run(bc: BenchConfig) -> dict:
         torch.set_num_threads(bc.threads)
     rank, world, local_rank = distributed.init()
     ds_config, precision, ds_path = bench_ds_config(bc)
-    baselines = [] if "none" in bc.baseline else list(dict.fromkeys(precision if b == "same" else b for b in bc.baseline))
+    baselines = (
+        [] if "none" in bc.baseline else list(dict.fromkeys(precision if b == "same" else b for b in bc.baseline))
+    )
     device = torch.device(get_accelerator().device_name(local_rank))
     n = bc.warmup + bc.steps + 1
     batches, vocab, pad, described = make_batches(bc, n, rank, world)
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     model_config = bert_config(bc.model, vocab, pad)
     if model_config.max_position_embeddings < batches[0]["input_ids"].shape[1]:
-        raise BertptError(f"--model {bc.model} has {model_config.max_position_embeddings} positions, fewer than the data's")
+        raise BertptError(
+            f"--model {bc.model} has {model_config.max_position_embeddings} positions, fewer than the data's"
+        )
     # (Σn, Σn², B, Σm) of each step over all ranks: throughput counts every rank's tokens
     stats = torch.tensor([batch_stats(b) for b in batches], dtype=torch.float64)
     torch.distributed.all_reduce(stats)
@@ -328,18 +403,28 @@ def run(bc: BenchConfig) -> dict:
         peak = bc.peak_tflops or peak_tflops(name, side.precision.split()[0])
         results.append(summarize(side, stats, flops, peak))
     ref = sides[0]
-    for side, res in zip(sides[1:], results[1:]):
+    for side, res in zip(sides[1:], results[1:], strict=True):
         res["bertpt_speedup"] = statistics.median(side.times[i] / ref.times[i] for i in side.times)
     L = batches[0]["input_ids"].shape[1]
     real = statistics.mean(s[0] / (s[2] * L) for s in stats)
     with torch.device("meta"):
         n_params = num_parameters(BertForPreTraining(model_config))
-    report = {"model": bc.model, "parameters": n_params, "seq_len": L,
-              "micro_batch": bc.micro_batch, "world_size": world, "data": described, "device": name,
-              "threads": torch.get_num_threads(), "clock": bc.clock, "real_token_fraction": real,
-              "masked_per_sequence": statistics.mean(s[3] / s[2] for s in stats),
-              "zero_stage": (ds_config.get("zero_optimization") or {}).get("stage", 0),
-              "versions": {m.__name__: m.__version__ for m in (torch, deepspeed, transformers)}, "results": results}
+    report = {
+        "model": bc.model,
+        "parameters": n_params,
+        "seq_len": L,
+        "micro_batch": bc.micro_batch,
+        "world_size": world,
+        "data": described,
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "clock": bc.clock,
+        "real_token_fraction": real,
+        "masked_per_sequence": statistics.mean(s[3] / s[2] for s in stats),
+        "zero_stage": (ds_config.get("zero_optimization") or {}).get("stage", 0),
+        "versions": {m.__name__: m.__version__ for m in (torch, deepspeed, transformers)},
+        "results": results,
+    }
     if rank == 0:
         print_report(report)
         if bc.json_out:
@@ -350,21 +435,33 @@ def run(bc: BenchConfig) -> dict:
 
 def print_report(r: dict) -> None:
     v = r["versions"]
-    print(f"\nbertpt bench: {r['model']} ({r['parameters'] / 1e6:.1f}M parameters), seq {r['seq_len']}, micro-batch "
-          f"{r['micro_batch']}, world size {r['world_size']}; {r['device']} ({r['threads']} threads, {r['clock']} time); "
-          f"torch {v['torch']}, "
-          f"deepspeed {v['deepspeed']}, transformers {v['transformers']}\ndata: {r['data']}; real tokens "
-          f"{r['real_token_fraction']:.1%} of each padded batch, {r['masked_per_sequence']:.1f} masked per sequence")
-    head = f"{'side':48} {'precision':14} {'step ms (IQR)':>20} {'tokens/s':>9} {'seq/s':>7} {'TFLOPS':>7} {'MFU':>6} {'peak MiB':>9}"
+    print(
+        f"\nbertpt bench: {r['model']} ({r['parameters'] / 1e6:.1f}M parameters), seq {r['seq_len']}, micro-batch "
+        f"{r['micro_batch']}, world size {r['world_size']}; {r['device']} ({r['threads']} threads, {r['clock']} time); "
+        f"torch {v['torch']}, "
+        f"deepspeed {v['deepspeed']}, transformers {v['transformers']}\ndata: {r['data']}; real tokens "
+        f"{r['real_token_fraction']:.1%} of each padded batch, {r['masked_per_sequence']:.1f} masked per sequence"
+    )
+    head = (
+        f"{'side':48} {'precision':14} {'step ms (IQR)':>20} {'tokens/s':>9} {'seq/s':>7} {'TFLOPS':>7} {'MFU':>6} "
+        f"{'peak MiB':>9}"
+    )
     print(head + "\n" + "-" * len(head))
     for x in r["results"]:
         lo, hi = x["step_ms_iqr"]
-        mfu, peak = f"{x['mfu']:.1%}" if x["mfu"] else "-", "-" if x["peak_mib"] != x["peak_mib"] else f"{x['peak_mib']:,.0f}"
-        print(f"{x['side']:48} {x['precision']:14} {x['step_ms']:7.0f} ({lo:5.0f}-{hi:5.0f}) {x['tokens_per_s']:9,.0f} "
-              f"{x['seq_per_s']:7.1f} {x['tflops']:7.3f} {mfu:>6} {peak:>9}")
+        mfu, peak = (
+            f"{x['mfu']:.1%}" if x["mfu"] else "-",
+            "-" if x["peak_mib"] != x["peak_mib"] else f"{x['peak_mib']:,.0f}",
+        )
+        print(
+            f"{x['side']:48} {x['precision']:14} {x['step_ms']:7.0f} ({lo:5.0f}-{hi:5.0f}) {x['tokens_per_s']:9,.0f} "
+            f"{x['seq_per_s']:7.1f} {x['tflops']:7.3f} {mfu:>6} {peak:>9}"
+        )
     for x in r["results"][1:]:
-        print(f"bertpt ({r['results'][0]['precision']}) vs {x['side']} ({x['precision']}): "
-              f"{x['bertpt_speedup']:.2f}x (median over batches of the step-time ratio)")
+        print(
+            f"bertpt ({r['results'][0]['precision']}) vs {x['side']} ({x['precision']}): "
+            f"{x['bertpt_speedup']:.2f}x (median over batches of the step-time ratio)"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -372,25 +469,20 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
 
     parser = HfArgumentParser(BenchConfig, description=(__doc__ or "").split("\n\n")[0] + " See README, Throughput.")
     (bc,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
-    for name, low in (("steps", 1), ("warmup", 0), ("chunk", 1), ("rewarm", 0), ("repeats", 1), ("micro_batch", 0),
-                      ("seq_len", 0), ("threads", 0), ("profile", 0)):
+    for name, low in (
+        ("steps", 1),
+        ("warmup", 0),
+        ("chunk", 1),
+        ("rewarm", 0),
+        ("repeats", 1),
+        ("micro_batch", 0),
+        ("seq_len", 0),
+        ("threads", 0),
+        ("profile", 0),
+    ):
         if getattr(bc, name) < low:
             raise BertptError(f"--{name} must be at least {low} (got {getattr(bc, name)})")
     bad = [b for b in bc.baseline if b not in ("fp32", "bf16", "fp16", "same", "none")]
     if bad:
         raise BertptError(f"--baseline {' '.join(bad)}: choose from fp32, bf16, fp16, same, none")
     return bc
-
-
-def main(argv: list[str] | None = None) -> None:
-    with exit_on_error("bertpt-bench"):
-        bc = parse_args(argv)
-        if bc.zero_sweep:
-            from bertpt.bench.sweep import sweep
-            sweep(bc)
-        else:
-            run(bc)
-
-
-if __name__ == "__main__":
-    main()

@@ -34,7 +34,7 @@ def test_a_deepspeed_activation_checkpointing_section_is_refused(tiny_data, tmp_
 
 def bench(*args: str, tmp_path) -> dict:
     out = tmp_path / "bench.json"
-    proc = run([sys.executable, "-m", "bertpt.bench.throughput", "--model", "bert-tiny", "--steps", "4", "--warmup", "1",
+    proc = run([sys.executable, "-m", "bertpt.bench", "--model", "bert-tiny", "--steps", "4", "--warmup", "1",
                 "--micro_batch", "4", "--json_out", str(out), *args], cwd=tmp_path)  # ds_configs/ found in the repo
     return {"stdout": proc.stdout, "report": json.loads(out.read_text())}
 

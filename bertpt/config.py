@@ -95,6 +95,20 @@ class PretrainConfig:
         "for large models and long sequences. The same losses and gradients (dropout masks are replayed). "
         "bertpt's model does not use DeepSpeed's checkpointing API, so a DeepSpeed JSON "
         "\"activation_checkpointing\" section is refused in favour of this flag.")
+    masked_lm_prob: float | None = _arg(
+        None,
+        "Fraction of each instance's tokens that are masked and predicted (BERT: 0.15; MosaicBERT found 0.3 "
+        "better). Default: the value the data was prepared with. Without --max_predictions_per_seq the cap "
+        "becomes ceil(masked_lm_prob x max_seq_length), so a full-length instance is never clipped. Dynamic "
+        "masking only: statically masked data refuses it.")
+    max_predictions_per_seq: int | None = _arg(
+        None,
+        "Most masked positions per instance. Default: the data's, or ceil(masked_lm_prob x max_seq_length) "
+        "when --masked_lm_prob is given. Dynamic masking only.")
+    whole_word_mask: bool | None = _arg(
+        None,
+        "Mask whole words (true/false): a ## WordPiece is masked with the word it continues. Default: as the "
+        "data was prepared. Dynamic masking only.")
     peak_tflops: float = _arg(
         0,
         "Peak TFLOPS of one device at the training precision, for the MFU shown in the log and "
@@ -109,6 +123,10 @@ class PretrainConfig:
                      "num_workers"):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
+        if self.masked_lm_prob is not None and not 0.0 < self.masked_lm_prob < 1.0:
+            raise BertptError(f"--masked_lm_prob must be in (0, 1) (got {self.masked_lm_prob})")
+        if self.max_predictions_per_seq is not None and self.max_predictions_per_seq < 1:
+            raise BertptError(f"--max_predictions_per_seq must be at least 1 (got {self.max_predictions_per_seq})")
         if self.peak_tflops < 0:
             raise BertptError(f"--peak_tflops must be 0 (auto) or positive (got {self.peak_tflops})")
         if self.rendezvous_timeout <= 0:

@@ -106,6 +106,11 @@ class Reporter:
                 if k not in COUNTS:
                     self.writer.add_scalar(f"{prefix}/{k}", v, step)
 
+    def settings(self, prefix: str, m: dict[str, float], step: int) -> None:
+        """Values fixed for the run (e.g. its effective masking), recorded once at its start, as scalars."""
+        if self.active:
+            self.scalars(prefix, m, step)
+
     @contextlib.contextmanager
     def paused(self):
         """Evaluation and checkpointing inside this block do not count against tokens/s."""

@@ -19,7 +19,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -30,8 +30,9 @@ from bertpt.ckpt import checkpoint
 from bertpt.ckpt import universal
 from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
-from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
-                            eval_batches, load_meta)
+from bertpt.data.dataset import PretrainingData, StreamSampler, continuation_ids, eval_batches
+from bertpt.data.format import Masking, Meta, is_complete, load_meta
+from bertpt.data.masking import EVAL_STREAM, TRAIN_STREAM, MaskingCollator, describe_changes, resolve_masking
 from bertpt.engine import build_engine, check_ds_config, precision_name
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
@@ -47,7 +48,8 @@ class Run:
     """What setup builds and fit advances."""
     cfg: PretrainConfig
     engine: object
-    meta: dict
+    meta: Meta
+    masking: Masking  # the effective masking: the data's, or what --masked_lm_prob & co. made of it
     data_dir: Path
     ckpt_dir: Path
     ds_config: dict
@@ -67,13 +69,15 @@ class Run:
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     rank, world, local_rank = distributed.init(cfg.rendezvous_timeout)
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
-    meta = load_meta(data_dir)
+    meta = load_meta(data_dir)  # the one read of the data's index; everything below takes it from here
+    masking = resolve_masking(meta.masking, meta.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq,
+                              cfg.whole_word_mask)
     ds_config = load_ds_config(ds_path, cfg.max_steps)
     check_lamb(ds_config)
     check_ds_config(ds_config, ds_path)
-    model_config = bert_config(cfg.model, meta["vocab_size"], meta["special_ids"]["pad"])
-    if model_config.max_position_embeddings < meta["max_seq_length"]:
-        raise BertptError(f"{data_dir} holds sequences of {meta['max_seq_length']} tokens but the model has only "
+    model_config = bert_config(cfg.model, meta.vocab_size, meta.special_ids.pad)
+    if model_config.max_position_embeddings < meta.max_seq_length:
+        raise BertptError(f"{data_dir} holds sequences of {meta.max_seq_length} tokens but the model has only "
                           f"{model_config.max_position_embeddings} positions; use data prepared with a shorter "
                           "--max_seq_length or a model with more max_position_embeddings")
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
@@ -84,37 +88,42 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
     if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
-        init_from(cfg.init_from, model, meta["tokenizer_hash"], resume_from, rank)
+        init_from(cfg.init_from, model, meta.tokenizer_hash, resume_from, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
     engine = build_engine(model, resume.ds_config)  # DeepSpeed is imported here, after the cheap checks above
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
+    saved_masking = None
     if resume_from is not None:
-        expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta["tokenizer_hash"]}
+        expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta.tokenizer_hash}
         state = universal.load(engine, resume, expect)["bertpt"]  # checkpoint.load of the planned tag
         step, consumed = state["step"], state["consumed_samples"]
+        if "masking" in state:  # recorded since masking became a training-time choice
+            saved_masking = Masking.from_dict(state["masking"])
     if rank == 0:
-        checkpoint.write_static_files(ckpt_dir, model_config, data_dir / meta["tokenizer"], meta["tokenizer_hash"])
+        checkpoint.write_static_files(ckpt_dir, model_config, meta.tokenizer_path(), meta.tokenizer_hash)
 
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     if consumed % engine.train_batch_size():
         raise BertptError(f"the checkpoint consumed {consumed} samples, not a whole number of global batches of "
                           f"{engine.train_batch_size()}: the global batch changed since it was saved; resume "
                           "with the same batch sizes and world size")
-    train = PretrainingData(data_dir, "train")
-    whole_words = continuation_ids(data_dir) if meta["masking"]["whole_word"] else None
+    train = PretrainingData(meta, "train")
+    whole_words = continuation_ids(meta) if masking.whole_word_mask and not masking.static else None
     sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
     # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
     # from the global one would shift the dropout stream (and break bitwise-exact resume).
     train_loader = DataLoader(train, batch_sampler=sampler,
-                              collate_fn=MaskingCollator(meta, cfg.seed, is_continuation=whole_words),
+                              collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed,
+                                                         TRAIN_STREAM, whole_words),
                               num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
                               worker_init_fn=ignore_in_workers, generator=torch.Generator().manual_seed(cfg.seed))
-    split = "val" if "val" in meta["splits"] else "train"
-    held_out = PretrainingData(data_dir, split)
+    split = "val" if "val" in meta.splits else "train"
+    held_out = PretrainingData(meta, split)
     eval_loader = DataLoader(held_out, batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
-                             collate_fn=MaskingCollator(meta, cfg.seed, EVAL_STREAM, whole_words),
+                             collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed,
+                                                        EVAL_STREAM, whole_words),
                              generator=torch.Generator().manual_seed(cfg.seed))
 
     device, precision = device_name(engine.device), precision_name(engine).split()[0]
@@ -122,14 +131,20 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps, flops=functools.partial(step_flops, model_config),
                         peak_tflops=peak, world=world)
     reporter.write(f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
-                   f"({len(train)} training instances of {meta['max_seq_length']} tokens), world size {world}, "
+                   f"({len(train)} training instances of {meta.max_seq_length} tokens), world size {world}, "
                    f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
                    f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}"
                    + (", activation checkpointing" if cfg.activation_checkpointing else "")
+                   + (f", masking changed from the data's: {describe_changes(meta.masking, masking)}"
+                      if masking != meta.masking else "")
                    + (f", MFU against {peak:g} TFLOPS ({device} {precision})" if peak else
                       f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)")
                    + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
-    return Run(cfg, engine, meta, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
+    if saved_masking is not None and saved_masking != masking:
+        reporter.write(f"bertpt: the masking differs from the checkpoint's: {describe_changes(saved_masking, masking)} "
+                       "(the data order stays the same)")
+    reporter.settings("masking", masking_scalars(masking), step)
+    return Run(cfg, engine, meta, masking, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
                iter(train_loader), eval_loader, reporter, start_step=step, stopper=Stopper(cfg.save_minutes, engine.device))
 
 
@@ -177,7 +192,8 @@ def evaluate(run: Run) -> dict[str, float]:
 
 def save(run: Run) -> None:
     engine = run.engine
-    state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta["tokenizer_hash"])
+    state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta.tokenizer_hash)
+    state["bertpt"]["masking"] = asdict(run.masking)  # what this run masked with; a resume compares it
     position = {"step": run.step, "consumed_samples": run.consumed, "world_size": run.world,
                 "micro_batch": engine.train_micro_batch_size_per_gpu(),
                 "grad_accum": engine.gradient_accumulation_steps(), "global_batch": engine.train_batch_size(),
@@ -227,9 +243,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def masking_scalars(masking: Masking) -> dict[str, float]:
+    """The effective masking as TensorBoard/metrics scalars (flags as 0/1)."""
+    return {k: float(v) for k, v in asdict(masking).items()}
+
+
 def _builtin_data(local_rank: int) -> Path:
     target = builtin_data_dir()
-    if local_rank == 0 and not (target / "meta.json").exists():
+    if local_rank == 0 and not is_complete(target):
         print(f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}", flush=True)
         prepare_builtin(target, progress=True)
     distributed.barrier()

@@ -41,3 +41,13 @@ def tiny_data(tmp_path_factory, corpus_dir) -> Path:
                           val_fraction=0.1, chunk_mb=0.15, num_workers=0, sentence_splitter="lines"),
             source=Source(inputs=[str(corpus_dir)]), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def data_128(tmp_path_factory, corpus_dir) -> Path:
+    """A prepared directory at BERT's phase-1 length, 128 tokens (masking defaults: 0.15, cap 20)."""
+    out = tmp_path_factory.mktemp("data") / "len128"
+    prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=128, val_fraction=0.1,
+                          num_workers=0, sentence_splitter="lines"),
+            source=Source(inputs=[str(corpus_dir)]), progress=False)
+    return out

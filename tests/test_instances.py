@@ -13,7 +13,8 @@ import random
 import numpy as np
 import pytest
 
-from bertpt.data.instances import google_instances, num_to_predict, truncate_seq_pair
+from bertpt.data.instances import truncate_seq_pair
+from bertpt.data.masking import google_instances, num_to_predict
 from bertpt.data.tokenizer import continuation_table, special_ids, train_tokenizer
 
 from benchmarks.reference import create_pretraining_data as ref

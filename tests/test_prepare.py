@@ -73,8 +73,8 @@ def test_validation_documents_are_held_out(tmp_path, documents):
     meta = prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=64, val_fraction=0.1,
                                  sentence_splitter="lines", num_workers=0),
                    documents=lambda: ("\n".join(d) for d in unique_docs), progress=False)
-    assert meta["splits"]["val"]["documents"] == round(0.1 * len(unique_docs))
-    assert meta["splits"]["train"]["documents"] + meta["splits"]["val"]["documents"] == len(unique_docs)
+    assert meta.splits["val"].documents == round(0.1 * len(unique_docs))
+    assert meta.splits["train"].documents + meta.splits["val"].documents == len(unique_docs)
     train, val = PretrainingData(out, "train"), PretrainingData(out, "val")
     segments = lambda data, i: (tuple(data[(i, i)][1][1:data[(i, i)][2] - 1]), tuple(data[(i, i)][1][data[(i, i)][2]:-1]))
     train_text = {seg for i in range(len(train)) for seg in segments(train, i) if len(seg) >= 12}
@@ -151,7 +151,7 @@ def test_slices_then_merge_equal_one_run(tmp_path, corpus_dir, tiny_data):
         prepare(PrepareConfig(output_dir=str(bad), num_slices=2, slice=0, **common), source=source, progress=False)
         prepare(PrepareConfig(output_dir=str(bad), merge=True), progress=False)
     merged = prepare(PrepareConfig(output_dir=str(sliced), merge=True), progress=False)
-    assert merged["splits"] == single["splits"] and merged["chunks"] == single["chunks"] >= 8
+    assert merged.splits == single.splits and merged.chunks == single.chunks >= 8
     assert output_files(sliced) == output_files(tmp_path / "one")
 
 
@@ -203,9 +203,9 @@ def test_one_sentence_documents_still_give_random_next_instances(tmp_path, docum
     meta = prepare(PrepareConfig(output_dir=str(tmp_path / "out"), vocab_size=500, num_workers=0,
                                  sentence_splitter="lines", val_fraction=0.0),
                    source=Source(inputs=[str(path)]), progress=False)
-    assert meta["splits"]["train"]["documents"] == 300
-    assert meta["splits"]["train"]["instances"] >= 300
-    assert meta["splits"]["train"]["random_next_fraction"] == 1.0  # a single segment can only have a random B
+    assert meta.splits["train"].documents == 300
+    assert meta.splits["train"].instances >= 300
+    assert meta.splits["train"].random_next_fraction == 1.0  # a single segment can only have a random B
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -242,7 +242,7 @@ def test_vocab_file_reused_and_tokenizer_only(tmp_path, corpus_dir, tiny_data):
     meta = prepare(PrepareConfig(output_dir=str(out), tokenizer=str(tiny_data / "tokenizer" / "vocab.txt"),
                                  max_seq_length=32, num_workers=0), source=Source(inputs=[str(corpus_dir)]),
                    progress=False)
-    assert meta["tokenizer_hash"] == json.loads((tiny_data / "meta.json").read_text())["tokenizer_hash"]
+    assert meta.tokenizer_hash == json.loads((tiny_data / "meta.json").read_text())["tokenizer_hash"]
     # --tokenizer_only, then the real run using that tokenizer in the same directory
     shared = tmp_path / "shared"
     source = Source(inputs=[str(corpus_dir)])
@@ -251,7 +251,7 @@ def test_vocab_file_reused_and_tokenizer_only(tmp_path, corpus_dir, tiny_data):
     assert sorted(p.name for p in shared.iterdir()) == ["tokenizer"]
     meta = prepare(PrepareConfig(output_dir=str(shared), tokenizer=str(shared / "tokenizer"), num_workers=0),
                    source=source, progress=False)
-    assert meta["vocab_size"] == 700
+    assert meta.vocab_size == 700
 
 
 def test_cased_and_accents(tmp_path):
@@ -274,8 +274,8 @@ def test_min_doc_tokens_drops_short_documents(tmp_path, tiny_data):
     meta = prepare(PrepareConfig(output_dir=str(tmp_path / "out"), tokenizer=str(tiny_data / "tokenizer"),
                                  min_doc_tokens=20, num_workers=0, val_fraction=0.0, sentence_splitter="lines"),
                    source=Source(inputs=[str(path)]), progress=False)
-    assert meta["read"]["documents"] == 5 and meta["read"]["short_documents"] == 2
-    assert meta["splits"]["train"]["documents"] == 3
+    assert meta.read["documents"] == 5 and meta.read["short_documents"] == 2
+    assert meta.splits["train"].documents == 3
 
 
 def test_hf_dataset_streaming_from_a_local_directory_via_the_cli(tmp_path, documents, tiny_data):

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from bertpt.data.corpus import Source
-from bertpt.data.dataset import MaskingCollator, PretrainingData
+from bertpt.data.dataset import PretrainingData
+from bertpt.data.format import SpecialIds
+from bertpt.data.masking import MaskingCollator
 from bertpt.data.prepare import PrepareConfig, prepare
 from bertpt.data.shards import chunk_seed
 from bertpt.data.tokenizer import (
@@ -65,17 +67,17 @@ def reference(prepared):
 def test_meta_one_chunk_train_only(prepared, reference, documents):
     out, meta, tok, _ = prepared
     instances, vocab_words = reference
-    assert meta["chunks"] == 1
-    assert list(meta["splits"]) == ["train"]
-    train = meta["splits"]["train"]
-    assert train["shards"] == ["train-00000"]
-    assert train["documents"] == len(documents)
-    assert train["instances"] == len(instances) > 1000
-    assert meta["masking"] == {"static": True, "whole_word": True}
-    assert meta["max_predictions_per_seq"] == MAX_PREDICTIONS
-    assert meta["vocab_size"] == len(vocab_words)
-    assert meta["special_ids"] == special_ids(tok)
-    assert train["random_next_fraction"] == round(sum(x.is_random_next for x in instances) / len(instances), 4)
+    assert meta.chunks == 1
+    assert list(meta.splits) == ["train"]
+    train = meta.splits["train"]
+    assert train.shards == ["train-00000"]
+    assert train.documents == len(documents)
+    assert train.instances == len(instances) > 1000
+    assert (meta.masking.static, meta.masking.whole_word_mask) == (True, True)
+    assert meta.masking.max_predictions_per_seq == MAX_PREDICTIONS
+    assert meta.vocab_size == len(vocab_words)
+    assert meta.special_ids == SpecialIds(**special_ids(tok))
+    assert train.random_next_fraction == round(sum(x.is_random_next for x in instances) / len(instances), 4)
     assert not list(out.glob("val-*"))
 
 
@@ -138,11 +140,11 @@ def test_collator_uses_the_static_masks(prepared, reference):
     instances, vocab_words = reference
     data = PretrainingData(out, "train")
     keys = [(p, i) for p, i in enumerate(range(0, len(data), max(1, len(data) // 16)))]
-    batch = MaskingCollator(meta, seed=0)([data[k] for k in keys])
+    batch = MaskingCollator(meta.masking, meta.special_ids, meta.vocab_size, seed=0)([data[k] for k in keys])
     for row, (_, i) in enumerate(keys):
         x, n = instances[i], len(instances[i].tokens)
         assert [vocab_words[t] for t in batch["input_ids"][row, :n].tolist()] == x.tokens
-        assert batch["input_ids"][row, n:].eq(meta["special_ids"]["pad"]).all()
+        assert batch["input_ids"][row, n:].eq(meta.special_ids.pad).all()
         assert batch["token_type_ids"][row, :n].tolist() == x.segment_ids
         assert batch["attention_mask"][row].sum().item() == n
         labels = batch["labels"][row].tolist()

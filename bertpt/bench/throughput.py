@@ -117,26 +117,23 @@ class BenchConfig:
 def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[dict], int, int, str]:
     """n collated batches (this rank's share of each global step), the vocabulary size, pad id and a
     description. The masking collator is the training one."""
-    from bertpt.data.dataset import MaskingCollator, PretrainingData, StreamSampler, continuation_ids, load_meta
+    from bertpt.data.dataset import PretrainingData, Sample, StreamSampler, continuation_ids
+    from bertpt.data.format import Masking, SpecialIds, is_complete, load_meta
+    from bertpt.data.masking import MaskingCollator
 
     if bc.data == "synthetic":
         L = bc.seq_len or 128
-        meta = {
-            "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4},
-            "vocab_size": bc.vocab_size,
-            "max_predictions_per_seq": max(1, round(L * 20 / 128)),
-            "masked_lm_prob": 0.15,  # Google: 20 at 128, 80 at 512
-            "masking": {"static": False, "whole_word": False},
-        }
+        # Google: 20 predictions at 128, 80 at 512
+        masking = Masking(masked_lm_prob=0.15, max_predictions_per_seq=max(1, round(L * 20 / 128)))
         rng = np.random.default_rng([bc.seed, rank])
-        collate = MaskingCollator(meta, bc.seed)
+        collate = MaskingCollator(masking, SpecialIds(pad=0, unk=1, cls=2, sep=3, mask=4), bc.vocab_size, bc.seed)
 
         def item(p):
             length = L if rng.random() < 0.6 else int(rng.integers(max(8, L // 8), L))
             tokens = rng.integers(5, bc.vocab_size, length)
             a_len = int(rng.integers(2, length - 1))
             tokens[0], tokens[a_len - 1], tokens[-1] = 2, 3, 3  # [CLS] A [SEP] B [SEP]
-            return p, tokens, a_len, int(rng.random() < 0.5), None
+            return Sample(p, tokens, a_len, int(rng.random() < 0.5), None)
 
         batches = [collate([item(p) for p in range(i * bc.micro_batch, (i + 1) * bc.micro_batch)]) for i in range(n)]
         return batches, bc.vocab_size, 0, f"synthetic, {L} tokens"
@@ -144,24 +141,24 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
         from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 
         data_dir = builtin_data_dir()
-        if rank == 0 and not (data_dir / "meta.json").exists():
+        if rank == 0 and not is_complete(data_dir):
             prepare_builtin(data_dir, progress=False)
         if world > 1:
             torch.distributed.barrier()
     else:
         data_dir = Path(bc.data)
     meta = load_meta(data_dir)
-    if bc.seq_len and bc.seq_len != meta["max_seq_length"]:
+    if bc.seq_len and bc.seq_len != meta.max_seq_length:
         raise BertptError(
-            f"--seq_len {bc.seq_len}: {data_dir} holds {meta['max_seq_length']}-token sequences; "
+            f"--seq_len {bc.seq_len}: {data_dir} holds {meta.max_seq_length}-token sequences; "
             "pass --data with data of that length, or --data synthetic"
         )
-    data = PretrainingData(data_dir, "train")
-    whole = continuation_ids(data_dir) if meta["masking"]["whole_word"] else None
-    collate = MaskingCollator(meta, bc.seed, is_continuation=whole)
+    data = PretrainingData(meta, "train")
+    whole = continuation_ids(meta) if meta.masking.whole_word_mask and not meta.masking.static else None
+    collate = MaskingCollator(meta.masking, meta.special_ids, meta.vocab_size, bc.seed, is_continuation=whole)
     sampler = iter(StreamSampler(len(data), bc.micro_batch, 1, world, rank, bc.seed))
     batches = [collate([data[k] for k in next(sampler)]) for _ in range(n)]
-    return batches, meta["vocab_size"], meta["special_ids"]["pad"], f"{data_dir}, {meta['max_seq_length']} tokens"
+    return batches, meta.vocab_size, meta.special_ids.pad, f"{data_dir}, {meta.max_seq_length} tokens"
 
 
 def bench_ds_config(bc: BenchConfig) -> tuple[dict, str, str]:

@@ -17,10 +17,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from bertpt.data.format import FORMAT_VERSION, is_complete
 from bertpt.data.prepare import PrepareConfig, prepare
-from bertpt.data.shards import FORMAT_VERSION
-
-
 
 # A sentence ends at . ! or ? followed by whitespace and a capital letter (or an opening quote).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z])")
@@ -78,7 +76,7 @@ def builtin_data_dir() -> Path:
 def prepare_builtin(target: Path, progress: bool = True) -> Path:
     """Prepare the built-in corpus into `target`, atomically: a crash leaves no half directory there,
     and when several nodes race on a shared file system the first rename wins."""
-    if (target / "meta.json").exists():
+    if is_complete(target):
         return target
     tmp = target.with_name(f"{target.name}.tmp-{os.uname().nodename}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -88,6 +86,6 @@ def prepare_builtin(target: Path, progress: bool = True) -> Path:
         os.rename(tmp, target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
-        if not (target / "meta.json").exists():
+        if not is_complete(target):
             raise
     return target

@@ -1,11 +1,11 @@
 """Next-sentence-prediction instances, exactly as Google's create_pretraining_data.py makes them.
 
-A port of `create_training_instances` / `create_instances_from_document` / `truncate_seq_pair` /
-`create_masked_lm_predictions` from google-research/bert with the same `random.Random` call
-sequence, so the same seed and documents give the same instances (and, with static masking, the
-same masks). What differs is the representation, for speed and memory: the tokens of a chunk of
-documents lie back to back in one flat array, a document is the list of its segments' start
-offsets into that array, and an instance is two (start, end) spans, A and B. A segment (one
+A port of `create_training_instances` / `create_instances_from_document` / `truncate_seq_pair`
+from google-research/bert with the same `random.Random` call sequence, so the same seed and
+documents give the same instances (static masks, masking.StaticMasker, draw from the same rng in
+Google's order, so they are the same too). What differs is the representation, for speed and
+memory: the tokens of a chunk of documents lie back to back in one flat array, a document is the
+list of its segments' start offsets into that array, and an instance is two (start, end) spans, A and B. A segment (one
 sentence) is contiguous and so is every run of consecutive segments, so A and B always are spans,
 and Google's one-token-at-a-time truncation just moves their ends.
 
@@ -154,77 +154,3 @@ def truncate_seq_pair(a_start: int, a_end: int, b_start: int, b_end: int, max_nu
 def instance_tokens(flat: np.ndarray, x: Instance, cls_id: int, sep_id: int) -> list[int]:
     """`[CLS] A [SEP] B [SEP]` as a list of ids (before any static masking)."""
     return [cls_id, *flat[x.a_start:x.a_end].tolist(), sep_id, *flat[x.b_start:x.b_end].tolist(), sep_id]
-
-
-def num_to_predict(length: int, masked_lm_prob: float, max_predictions: int) -> int:
-    """Google's count: 15% of the instance length ([CLS] and [SEP]s counted), at least 1."""
-    return min(max_predictions, max(1, int(round(length * masked_lm_prob))))
-
-
-class StaticMasker:
-    """Google's create_masked_lm_predictions on ids: candidates are all but [CLS]/[SEP] (with whole-word
-    masking a `##` piece joins the candidate before it), shuffled, taken while they fit the count;
-    each masked position shows [MASK] 80%, itself 10%, a random vocabulary id 10%."""
-
-    def __init__(self, flat: np.ndarray, ids: dict[str, int], vocab_size: int, masked_lm_prob: float,
-                 max_predictions: int, is_continuation: np.ndarray | None = None):
-        self.flat, self.cls_id, self.sep_id, self.mask_id = flat, ids["cls"], ids["sep"], ids["mask"]
-        self.vocab_size, self.masked_lm_prob, self.max_predictions = vocab_size, masked_lm_prob, max_predictions
-        self.is_continuation = is_continuation  # None: mask single pieces; else whole words
-
-    def __call__(self, x: Instance, rng: random.Random) -> Masks:
-        tokens = instance_tokens(self.flat, x, self.cls_id, self.sep_id)
-        cand_indexes: list[list[int]] = []
-        cont = self.is_continuation
-        for i, t in enumerate(tokens):
-            if t == self.cls_id or t == self.sep_id:
-                continue
-            if cont is not None and cand_indexes and cont[t]:
-                cand_indexes[-1].append(i)
-            else:
-                cand_indexes.append([i])
-        rng.shuffle(cand_indexes)
-        k = num_to_predict(len(tokens), self.masked_lm_prob, self.max_predictions)
-        chosen: list[tuple[int, int]] = []  # (position, what the input shows)
-        for index_set in cand_indexes:
-            if len(chosen) >= k:
-                break
-            if len(chosen) + len(index_set) > k:
-                continue
-            # (Google also checks the set against already covered positions; candidate sets are
-            # disjoint, so that check never fires and draws no random numbers.)
-            for index in index_set:
-                if rng.random() < 0.8:
-                    shown = self.mask_id
-                elif rng.random() < 0.5:
-                    shown = tokens[index]
-                else:
-                    shown = rng.randint(0, self.vocab_size - 1)
-                chosen.append((index, shown))
-        chosen.sort()
-        return Masks([p for p, _ in chosen], [s for _, s in chosen], [tokens[p] for p, _ in chosen])
-
-
-def google_instances(documents: list[list[list[int]]], max_seq_length: int, short_seq_prob: float,
-                     dupe_factor: int, rng: random.Random, ids: dict[str, int], vocab_size: int | None = None,
-                     masked_lm_prob: float = 0.15, max_predictions: int = 20,
-                     is_continuation: np.ndarray | None = None, static_masking: bool = False) -> list[dict]:
-    """Convenience form for tests and notebooks: documents as lists of segments (lists of ids) in,
-    instances as dicts out: tokens (masked when static), segment_ids, is_random_next, and with static
-    masking masked_lm_positions / masked_lm_labels."""
-    flat = np.array([t for d in documents for s in d for t in s], dtype=np.int64)
-    docs = documents_from_lengths([[len(s) for s in d if s] for d in documents])
-    masker = (StaticMasker(flat, ids, vocab_size, masked_lm_prob, max_predictions, is_continuation)
-              if static_masking else None)
-    out = []
-    for x in create_instances(docs, max_seq_length, short_seq_prob, dupe_factor, rng, masker):
-        tokens = instance_tokens(flat, x, ids["cls"], ids["sep"])
-        a_len = x.a_end - x.a_start + 2
-        row = {"tokens": tokens, "segment_ids": [0] * a_len + [1] * (len(tokens) - a_len),
-               "is_random_next": x.is_random_next}
-        if x.masks is not None:
-            for p, shown in zip(x.masks.positions, x.masks.replacements):
-                row["tokens"][p] = shown
-            row["masked_lm_positions"], row["masked_lm_labels"] = x.masks.positions, x.masks.labels
-        out.append(row)
-    return out

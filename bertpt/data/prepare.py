@@ -10,22 +10,13 @@ seeded by its index, so the result does not depend on the number of workers, an 
 continues where it stopped (finished chunks are kept), and several nodes can each take a slice of
 the chunks (--num_slices / --slice) into one shared directory, followed by one `--merge`.
 
-Output directory:
-    tokenizer/            the tokenizer (BertTokenizerFast.from_pretrained loads it)
-    prepare.json          the settings, written before any chunk: a re-run must match them
-    {train,val}-NNNNN.*   the shards of chunk NNNNN (see shards.py)
-    chunk-NNNNN.json      a finished chunk's counts
-    slice-I-of-N.json     a finished slice's reading counts
-    meta.json             the index (shards, settings, counts); written last, so its presence means
-                          the directory is complete
+The output directory's layout and its index, meta.json, are described in format.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -38,12 +29,38 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from bertpt.cli import arg as _arg
-from bertpt.data.corpus import ReadStats, Source, iter_documents, report_skips, total_input_bytes
+from bertpt.data.corpus import (
+    ReadStats,
+    Source,
+    iter_documents,
+    report_skips,
+    total_input_bytes,
+)
+from bertpt.data.format import (
+    CHUNK_GLOB,
+    FORMAT_VERSION,
+    META_FILE,
+    OWNED_NAME,
+    TOKENIZER_DIR,
+    Meta,
+    SpecialIds,
+    chunk_of,
+    read_prepare_claim,
+    slice_file,
+    write_prepare_claim,
+)
+from bertpt.data.masking import GOOGLE_MAX_PREDICTIONS, max_predictions_for
+from bertpt.data.shards import ChunkSettings, ChunkWriter, init_worker, merge, run_chunk
+from bertpt.data.tokenizer import (
+    continuation_table,
+    load_tokenizer,
+    save_tokenizer,
+    special_ids,
+    tokenizer_hash,
+    train_tokenizer,
+)
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.files import write_atomic
-from bertpt.data.shards import FORMAT_VERSION, ChunkWriter, init_worker, merge, run_chunk
-from bertpt.data.tokenizer import (continuation_table, load_tokenizer, save_tokenizer, special_ids, tokenizer_hash,
-                              train_tokenizer)
 
 PROG = "bertpt-prepare"
 
@@ -105,8 +122,8 @@ class PrepareConfig:
     def resolved_max_predictions(self) -> int:
         if self.max_predictions_per_seq is not None:
             return self.max_predictions_per_seq
-        default = math.ceil(round(self.masked_lm_prob * self.max_seq_length, 6))
-        return {128: 20, 512: 80}.get(self.max_seq_length, default)
+        default = max_predictions_for(self.masked_lm_prob, self.max_seq_length)
+        return GOOGLE_MAX_PREDICTIONS.get(self.max_seq_length, default)
 
     def workers(self) -> int:
         return len(os.sched_getaffinity(0)) if self.num_workers is None else self.num_workers
@@ -117,6 +134,10 @@ class PrepareConfig:
         s = {k: v for k, v in asdict(self).items() if k not in skip}
         s["max_predictions_per_seq"] = self.resolved_max_predictions()
         return s
+
+    def chunk_settings(self) -> ChunkSettings:
+        """The typed subset of data_settings() that the chunk writers use."""
+        return ChunkSettings.from_settings(self.data_settings())
 
     def validate(self) -> None:
         if not self.output_dir:
@@ -147,9 +168,9 @@ class PrepareConfig:
 
 
 def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callable[[], Iterable[str]] | None = None,
-            progress: bool = True) -> dict | None:
+            progress: bool = True) -> Meta | None:
     """Prepare `source` (or the documents a `documents()` call yields) into cfg.output_dir. Returns
-    meta.json's content, or None when this run leaves the directory to a later --merge."""
+    the directory's Meta (as meta.json holds it), or None when this run leaves it to a later --merge."""
     cfg.validate()
     out = Path(cfg.output_dir)
     if cfg.merge:
@@ -165,7 +186,7 @@ def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callabl
     read = ReadStats()
     n_chunks = _run_chunks(cfg, out, tok, docs(read), read, total_input_bytes(source) if source else None, progress)
     slice_info = {"chunks": n_chunks, "read": asdict(read), "seconds": round(time.time() - t0, 1)}
-    write_atomic(out / f"slice-{cfg.slice}-of-{cfg.num_slices}.json", json.dumps(slice_info).encode())
+    write_atomic(out / slice_file(cfg.slice, cfg.num_slices), json.dumps(slice_info).encode())
     report_skips(read, PROG)
     if cfg.num_slices > 1:
         print(f"{PROG}: slice {cfg.slice} of {cfg.num_slices} done; once every slice is, run "
@@ -177,18 +198,13 @@ def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callabl
 # ---------------------------------------------------------------------------------------------
 # The output directory: never mixed with an incompatible earlier run
 
-# The only names bertpt-prepare writes; nothing else in --output_dir is ever deleted.
-OURS = re.compile(r"(tokenizer|prepare\.json|meta\.json|chunk-\d+\.json|slice-\d+-of-\d+\.json"
-                  r"|(train|val)-\d+\.(ids|idx|mlm)\.npy)(\.tmp-.*)?")
-
-
 def _is_ours(p: Path) -> bool:
-    return OURS.fullmatch(p.name) is not None
+    return OWNED_NAME.fullmatch(p.name) is not None
 
 
 def _wipe(out: Path) -> None:
-    if (out / "meta.json").exists():
-        (out / "meta.json").unlink()  # first: from here on the directory counts as incomplete
+    if (out / META_FILE).exists():
+        (out / META_FILE).unlink()  # first: from here on the directory counts as incomplete
     for p in out.iterdir():
         if p.is_dir() and _is_ours(p):
             shutil.rmtree(p)
@@ -203,10 +219,10 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
     # live inside --output_dir (from --tokenizer_only).
     given = load_tokenizer(cfg.tokenizer, cfg.cased, cfg.strip_accents) if cfg.tokenizer else None
     if out.is_dir():
-        earlier = json.loads((out / "prepare.json").read_text()) if (out / "prepare.json").is_file() else None
+        earlier = read_prepare_claim(out)
         if cfg.overwrite:
             _wipe(out)
-        elif (out / "meta.json").exists():
+        elif (out / META_FILE).exists():
             raise BertptError(f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
                               "or choose another directory")
         elif earlier is not None and {k: v for k, v in earlier.items() if k != "tokenizer_hash"} != claim:
@@ -218,13 +234,13 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
             if cfg.num_slices == 1:  # with slices, another node may be writing its temporary files now
                 for p in out.glob("*.tmp-*"):  # what an interrupted run left half-written
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
-            tok = load_tokenizer(out / "tokenizer")
+            tok = load_tokenizer(out / TOKENIZER_DIR)
             if tokenizer_hash(tok) != earlier["tokenizer_hash"]:
                 raise BertptError(f"--output_dir {out}: its tokenizer/ changed since the run began; pass --overwrite")
             if given is not None and tokenizer_hash(given) != earlier["tokenizer_hash"]:
                 raise BertptError(f"--tokenizer {cfg.tokenizer} differs from the one the unfinished run in "
                                   f"{out} used; pass the same one, or --overwrite")
-            done = len(list(out.glob("chunk-*.json")))
+            done = len(list(out.glob(CHUNK_GLOB)))
             print(f"{PROG}: continuing the unfinished run in {out} ({done} chunks already done)", file=sys.stderr)
             return tok
         elif any(not _is_ours(p) for p in out.iterdir()):
@@ -244,15 +260,16 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
     tmp = out / f"tokenizer.tmp-{os.uname().nodename}-{os.getpid()}"
     save_tokenizer(tok, tmp)
     try:
-        os.rename(tmp, out / "tokenizer")
+        os.rename(tmp, out / TOKENIZER_DIR)
     except OSError:  # another slice saved the same tokenizer first
         shutil.rmtree(tmp)
-        if tokenizer_hash(load_tokenizer(out / "tokenizer")) != tokenizer_hash(tok):
+        if tokenizer_hash(load_tokenizer(out / TOKENIZER_DIR)) != tokenizer_hash(tok):
             raise BertptError(f"--output_dir {out}: another run put a different tokenizer there") from None
     if cfg.tokenizer_only:
-        print(f"{PROG}: tokenizer saved to {out / 'tokenizer'}; pass --tokenizer {out / 'tokenizer'}", file=sys.stderr)
+        print(f"{PROG}: tokenizer saved to {out / TOKENIZER_DIR}; pass --tokenizer {out / TOKENIZER_DIR}",
+              file=sys.stderr)
         return tok
-    write_atomic(out / "prepare.json", json.dumps({**claim, "tokenizer_hash": tokenizer_hash(tok)}, indent=1).encode())
+    write_prepare_claim(out, {**claim, "tokenizer_hash": tokenizer_hash(tok)})
     return tok
 
 
@@ -276,11 +293,10 @@ def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[s
 def _run_chunks(cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: ReadStats,
                 total_bytes: int | None, progress: bool) -> int:
     """Prepare this slice's unfinished chunks; returns the number of chunks in the whole input."""
-    settings = cfg.data_settings()
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
-    writer_args = (tok.backend_tokenizer.to_str(), settings, special_ids(tok), vocab_size,
+    writer_args = (tok.backend_tokenizer.to_str(), cfg.chunk_settings(), SpecialIds(**special_ids(tok)), vocab_size,
                    continuation_table(tok) if cfg.whole_word_mask else None, str(out))
-    done = {int(p.name[6:11]) for p in out.glob("chunk-*.json")}
+    done = {chunk_of(p.name) for p in out.glob(CHUNK_GLOB)}
     workers = cfg.workers()
     bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
     t0, tokens, n_docs = time.time(), 0, 0
@@ -339,11 +355,11 @@ def main(argv: list[str] | None = None) -> None:
         meta = prepare(cfg, source=source)
         if meta is None:
             return
-        tr = meta["splits"]["train"]
-        va = meta["splits"].get("val", {"instances": 0, "documents": 0})
-        print(f"wrote {tr['instances']:,} training instances ({tr['documents']:,} documents, {tr['tokens']:,} "
-              f"tokens, {tr['random_next_fraction']:.1%} random next) and {va['instances']:,} validation "
-              f"instances ({va['documents']:,} documents) to {cfg.output_dir} in {meta['seconds']} s")
+        tr = meta.splits["train"]
+        va = meta.splits.get("val")
+        print(f"wrote {tr.instances:,} training instances ({tr.documents:,} documents, {tr.tokens:,} "
+              f"tokens, {tr.random_next_fraction:.1%} random next) and {va.instances if va else 0:,} validation "
+              f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s")
 
 
 if __name__ == "__main__":

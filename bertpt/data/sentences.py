@@ -1,10 +1,10 @@
 """Documents → sentences, the units that NSP pairs are cut from.
 
-`split_sentences` turns a document into its sentence list. "lines" takes each line as one sentence (the input is already split, as in Google's
-format). "blingfire" splits each line as a paragraph with Bling Fire (`pip install blingfire`),
-Microsoft's finite-state sentence breaker. It is compiled C++, 15-35 MB/s per core measured here
-(more for longer paragraphs), where a pure-Python splitter would throttle the pipeline, and it
-knows abbreviations and numbers: "Mr.", "e.g.", "U.S.", "$3.50" end no sentence. Its wheel
+`split_sentences` turns a document into its sentence list. "lines" takes each line as one sentence
+(the input is already split, as in Google's format). "blingfire" splits each line as a paragraph
+with Bling Fire (`pip install blingfire`), Microsoft's finite-state sentence breaker. It is compiled
+C++, fast enough that sentence splitting never throttles the pipeline (a pure-Python splitter
+would), and it knows abbreviations and numbers: "Mr.", "e.g.", "U.S.", "$3.50" end no sentence. Its wheel
 bundles the native library for Linux x86_64, macOS and Windows only; elsewhere (Linux on ARM)
 use "lines" with text split beforehand.
 """

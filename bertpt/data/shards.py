@@ -13,6 +13,7 @@ Files of chunk k, split s in {train, val} (written under a temporary name, then 
                   mask count); the mask columns are 0 unless static masking
     s-k.mlm.npy   static masking only: int64 rows (position, label); ids.npy then holds masked inputs
     chunk-k.json  the chunk's counts; written last, so its presence means the chunk is done
+(The names are format.py's, which owns the directory's contract.)
 """
 
 from __future__ import annotations
@@ -22,19 +23,38 @@ import json
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bertpt import __version__
-from bertpt.errors import BertptError
-from bertpt.files import save_npy_atomic, write_atomic
-from bertpt.data.instances import StaticMasker, create_instances, documents_from_lengths
+from bertpt.data.format import (
+    IDS,
+    IDX,
+    MLM,
+    SLICE_GLOB,
+    SPLITS,
+    TOKENIZER_DIR,
+    Masking,
+    Meta,
+    SpecialIds,
+    SplitInfo,
+    chunk_file,
+    read_prepare_claim,
+    shard_stem,
+    slice_count,
+    slice_file,
+    write_meta,
+)
+from bertpt.data.instances import create_instances, documents_from_lengths
+from bertpt.data.masking import StaticMasker
 from bertpt.data.sentences import split_sentences
 from bertpt.data.tokenizer import load_tokenizer, special_ids
+from bertpt.errors import BertptError
+from bertpt.files import save_npy_atomic, write_atomic
 
-FORMAT_VERSION = 2  # of the prepared directory; dataset.py refuses other versions
-SPLITS = ("train", "val")
 ENCODE_BATCH = 8192  # sentences per encode call: big enough to amortise the call, small enough for RAM
 
 
@@ -47,10 +67,33 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
 
 
+@dataclass(frozen=True)
+class ChunkSettings:
+    """The settings a chunk's output depends on (bertpt-prepare's flags of the same names)."""
+    sentence_splitter: str
+    min_doc_tokens: int
+    val_fraction: float
+    seed: int
+    max_seq_length: int
+    short_seq_prob: float
+    dupe_factor: int
+    masking: Masking
+
+    @classmethod
+    def from_settings(cls, s: dict[str, Any]) -> ChunkSettings:
+        """From the settings record of prepare.json (PrepareConfig.data_settings())."""
+        return cls(sentence_splitter=s["sentence_splitter"], min_doc_tokens=s["min_doc_tokens"],
+                   val_fraction=s["val_fraction"], seed=s["seed"], max_seq_length=s["max_seq_length"],
+                   short_seq_prob=s["short_seq_prob"], dupe_factor=s["dupe_factor"],
+                   masking=Masking(static=s["static_masking"], whole_word_mask=s["whole_word_mask"],
+                                   masked_lm_prob=s["masked_lm_prob"],
+                                   max_predictions_per_seq=s["max_predictions_per_seq"]))
+
+
 class ChunkWriter:
     """Worker-side state: the tokenizer and the settings, built once per process."""
 
-    def __init__(self, tokenizer_json: str, settings: dict, special_ids: dict[str, int], vocab_size: int,
+    def __init__(self, tokenizer_json: str, settings: ChunkSettings, special_ids: SpecialIds, vocab_size: int,
                  is_continuation: list[bool] | None, out_dir: str):
         from tokenizers import Tokenizer
 
@@ -62,7 +105,7 @@ class ChunkWriter:
     def tokenize(self, documents: list[str]) -> tuple[np.ndarray, list[list[int]], int]:
         """Documents → (flat token ids of all kept documents, segment lengths per kept document,
         documents dropped as shorter than min_doc_tokens). Empty segments are dropped, as Google does."""
-        sentences = [split_sentences(d, self.s["sentence_splitter"]) for d in documents]
+        sentences = [split_sentences(d, self.s.sentence_splitter) for d in documents]
         flat_sentences = list(itertools.chain.from_iterable(sentences))
         pieces, lengths = [], []
         for start in range(0, len(flat_sentences), ENCODE_BATCH):
@@ -79,7 +122,7 @@ class ChunkWriter:
             doc_lengths = lengths[k:k + len(doc)]
             k += len(doc)
             n = sum(doc_lengths)
-            if n and n >= self.s["min_doc_tokens"]:
+            if n and n >= self.s.min_doc_tokens:
                 seg_lengths.append([x for x in doc_lengths if x])
             else:
                 dropped += bool(doc)
@@ -92,28 +135,28 @@ class ChunkWriter:
         docs = documents_from_lengths(seg_lengths)
 
         # Hold out whole documents, so validation never sees a sentence of a training document.
-        n, f = len(docs), self.s["val_fraction"]
+        n, f = len(docs), self.s.val_fraction
         n_val = min(n - 1, max(1, round(f * n))) if f > 0 and n > 1 else 0
-        val = set(random.Random(chunk_seed(self.s["seed"], "split", chunk)).sample(range(n), n_val))
+        val = set(random.Random(chunk_seed(self.s.seed, "split", chunk)).sample(range(n), n_val))
         stats = {"chunk": chunk, "input_documents": len(documents), "short_documents": dropped, "splits": {}}
         for split in SPLITS:
             split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
             if not split_docs:
                 continue
-            rng = random.Random(chunk_seed(self.s["seed"], split, chunk))
+            rng = random.Random(chunk_seed(self.s.seed, split, chunk))
             masker = None
-            if self.s["static_masking"]:
-                masker = StaticMasker(flat, self.ids, self.vocab_size, self.s["masked_lm_prob"],
-                                      self.s["max_predictions_per_seq"],
-                                      self.is_continuation if self.s["whole_word_mask"] else None)
-            instances = create_instances(split_docs, self.s["max_seq_length"], self.s["short_seq_prob"],
-                                         self.s["dupe_factor"], rng, masker)
-            stem = f"{split}-{chunk:05d}"
+            m = self.s.masking
+            if m.static:
+                masker = StaticMasker(flat, self.ids, self.vocab_size, m.masked_lm_prob, m.max_predictions_per_seq,
+                                      self.is_continuation if m.whole_word_mask else None)
+            instances = create_instances(split_docs, self.s.max_seq_length, self.s.short_seq_prob,
+                                         self.s.dupe_factor, rng, masker)
+            stem = shard_stem(split, chunk)
             stats["splits"][split] = {
                 "stem": stem, "documents": len(split_docs),
                 "sentences": sum(len(d) - 1 for d in split_docs),
                 **self.write(stem, flat, instances)}
-        write_atomic(self.out / f"chunk-{chunk:05d}.json", json.dumps(stats).encode())
+        write_atomic(self.out / chunk_file(chunk), json.dumps(stats).encode())
         return stats
 
     def write(self, stem: str, flat: np.ndarray, instances) -> dict:
@@ -127,14 +170,14 @@ class ChunkWriter:
             idx[:, 2] = a_len + 2
             idx[:, 3] = spans[:, 4]
         ids = np.empty(int(idx[:, 1].sum()), dtype=self.dtype)
-        cls_id, sep_id = self.ids["cls"], self.ids["sep"]
+        cls_id, sep_id = self.ids.cls, self.ids.sep
         for (o, length, al, *_), x in zip(idx.tolist(), instances):
             ids[o] = cls_id
             ids[o + 1:o + al - 1] = flat[x.a_start:x.a_end]
             ids[o + al - 1] = sep_id
             ids[o + al:o + length - 1] = flat[x.b_start:x.b_end]
             ids[o + length - 1] = sep_id
-        if self.s["static_masking"]:
+        if self.s.masking.static:
             counts = np.array([len(x.masks.positions) for x in instances], dtype=np.int64)
             idx[:, 5] = counts
             idx[1:, 4] = np.cumsum(counts[:-1])
@@ -142,9 +185,9 @@ class ChunkWriter:
                            dtype=np.int64).reshape(-1, 2)
             shown = np.array([s for x in instances for s in x.masks.replacements], dtype=np.int64)
             ids[np.repeat(idx[:, 0], counts) + mlm[:, 0]] = shown  # the inputs show the masked tokens
-            save_npy_atomic(self.out / f"{stem}.mlm.npy", mlm)
-        save_npy_atomic(self.out / f"{stem}.ids.npy", ids)
-        save_npy_atomic(self.out / f"{stem}.idx.npy", idx)
+            save_npy_atomic(self.out / (stem + MLM), mlm)
+        save_npy_atomic(self.out / (stem + IDS), ids)
+        save_npy_atomic(self.out / (stem + IDX), idx)
         return {"instances": n, "tokens": int(idx[:, 1].sum()), "random_next": int(idx[:, 3].sum())}
 
 
@@ -152,20 +195,20 @@ class ChunkWriter:
 # ---------------------------------------------------------------------------------------------
 # The index: meta.json
 
-def merge(out: Path) -> dict:
-    """Check that every chunk of every slice is done and write meta.json (atomically, last)."""
-    if not (out / "prepare.json").is_file():
+def merge(out: Path) -> Meta:
+    """Check that every chunk of every slice is done and write meta.json (atomically, last); returns it."""
+    claim = read_prepare_claim(out)
+    if claim is None:
         raise BertptError(f"{out} holds no bertpt-prepare run to merge (no prepare.json)")
-    claim = json.loads((out / "prepare.json").read_text())
     by_count: dict[int, dict] = {}  # slice files grouped by their number of slices
-    for p in sorted(out.glob("slice-*-of-*.json")):
-        by_count.setdefault(int(p.name.split("-of-")[1][:-5]), {})[p.name] = json.loads(p.read_text())
+    for p in sorted(out.glob(SLICE_GLOB)):
+        by_count.setdefault(slice_count(p.name), {})[p.name] = json.loads(p.read_text())
     if not by_count:
         raise BertptError(f"{out}: no slice has finished yet")
     # Prefer a complete set; a directory re-run with another --num_slices may hold several.
     num_slices = max(by_count, key=lambda n: (len(by_count[n]) == n, -n))
     slices = by_count[num_slices]
-    missing_slices = [i for i in range(num_slices) if f"slice-{i}-of-{num_slices}.json" not in slices]
+    missing_slices = [i for i in range(num_slices) if slice_file(i, num_slices) not in slices]
     n_chunks = {s["chunks"] for s in slices.values()}
     if missing_slices or len(n_chunks) != 1:
         raise BertptError(f"{out}: slices {missing_slices} of {num_slices} have not finished (or the slices read "
@@ -173,49 +216,36 @@ def merge(out: Path) -> dict:
     n_chunks = n_chunks.pop()
     chunks = []
     for k in range(n_chunks):
-        p = out / f"chunk-{k:05d}.json"
+        p = out / chunk_file(k)
         if not p.is_file():
             raise BertptError(f"{out}: chunk {k} is not done; re-run the prepare command to finish it")
         chunks.append(json.loads(p.read_text()))
-    s = claim["settings"]
-    splits: dict = {}
-    for name in ("train", "val"):
+    splits: dict[str, SplitInfo] = {}
+    for name in SPLITS:
         parts = [c["splits"][name] for c in chunks if name in c["splits"]]
         if not parts:
             continue
         n = sum(p["instances"] for p in parts)
-        splits[name] = {"shards": [p["stem"] for p in parts], "documents": sum(p["documents"] for p in parts),
-                        "sentences": sum(p["sentences"] for p in parts), "instances": n,
-                        "tokens": sum(p["tokens"] for p in parts),
-                        "random_next_fraction": round(sum(p["random_next"] for p in parts) / max(n, 1), 4)}
-    if not splits.get("train", {}).get("instances"):
+        splits[name] = SplitInfo(shards=[p["stem"] for p in parts], documents=sum(p["documents"] for p in parts),
+                                 sentences=sum(p["sentences"] for p in parts), instances=n,
+                                 tokens=sum(p["tokens"] for p in parts),
+                                 random_next_fraction=round(sum(p["random_next"] for p in parts) / max(n, 1), 4))
+    if "train" not in splits or not splits["train"].instances:
         raise BertptError("no document of the input produced a training instance (is the input empty, or "
                           "--min_doc_tokens too high?)")
     read = next(iter(slices.values()))["read"]
-    tok = load_tokenizer(out / "tokenizer")
+    tok = load_tokenizer(out / TOKENIZER_DIR)
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
-    meta = {
-        "format": FORMAT_VERSION,
-        "bertpt_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "tokenizer": "tokenizer",
-        "tokenizer_hash": claim["tokenizer_hash"],
-        "vocab_size": vocab_size,
-        "special_ids": special_ids(tok),
-        "token_dtype": token_dtype(vocab_size).name,
-        "max_seq_length": s["max_seq_length"],
-        "max_predictions_per_seq": s["max_predictions_per_seq"],
-        "masked_lm_prob": s["masked_lm_prob"],
-        "masking": {"static": s["static_masking"], "whole_word": s["whole_word_mask"]},
-        "settings": s,
-        "chunks": n_chunks,
-        "read": {**read, "short_documents": sum(c["short_documents"] for c in chunks)},
-        "splits": splits,
-        "seconds": max(x["seconds"] for x in slices.values()),
-    }
-    write_atomic(out / "meta.json", json.dumps(meta, indent=2).encode())
+    settings = ChunkSettings.from_settings(claim["settings"])
+    meta = Meta(
+        vocab_size=vocab_size, special_ids=SpecialIds(**special_ids(tok)), max_seq_length=settings.max_seq_length,
+        masking=settings.masking, splits=splits, tokenizer_hash=claim["tokenizer_hash"], tokenizer=TOKENIZER_DIR,
+        token_dtype=token_dtype(vocab_size).name, bertpt_version=__version__,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), settings=claim["settings"], chunks=n_chunks,
+        read={**read, "short_documents": sum(c["short_documents"] for c in chunks)},
+        seconds=max(x["seconds"] for x in slices.values()), directory=out)
+    write_meta(out, meta)
     return meta
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bertpt.ckpt.warmstart import initial_weights
-from bertpt.data.dataset import load_meta
+from bertpt.data.format import load_meta
 from bertpt.errors import BertptError
 from bertpt.model import BertForPreTraining, bert_config
 from tests.helpers import (
@@ -44,8 +44,8 @@ def error_lines(proc):
 def tiny_config(tiny_data, **extra) -> dict:
     """bert-tiny's shape for the tiny data's vocabulary."""
     meta = load_meta(tiny_data)
-    return {"vocab_size": meta["vocab_size"], "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "intermediate_size": 512, "pad_token_id": meta["special_ids"]["pad"], **extra}
+    return {"vocab_size": meta.vocab_size, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 512, "pad_token_id": meta.special_ids.pad, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,12 @@ def test_every_source_form_loads_the_same_weights(phase1, tiny_data, model_json)
     a source trained with another tokenizer is refused."""
     out, _ = phase1
     meta = load_meta(tiny_data)
-    config = bert_config(model_json, meta["vocab_size"], meta["special_ids"]["pad"])
+    config = bert_config(model_json, meta.vocab_size, meta.special_ids.pad)
     weights, lines = [], []
     for source in (out / "hf", out, out / "checkpoints", out / "checkpoints" / "step_000004"):
         torch.manual_seed(0)
         model = BertForPreTraining(config)
-        lines.append(initial_weights(str(source), model, meta["tokenizer_hash"]))
+        lines.append(initial_weights(str(source), model, meta.tokenizer_hash))
         weights.append(model.state_dict())
     assert all(w.keys() == weights[0].keys() and all(torch.equal(w[k], weights[0][k]) for k in w) for w in weights)
     assert "Hugging Face BertForPreTraining: all weights" in lines[0]
@@ -153,7 +153,7 @@ def test_bad_init_from_is_one_line(phase1, tiny_data, tmp_path):
     cases = [
         (["--init_from", str(tmp_path / "other-vocab")],
          f"--init_from {tmp_path / 'other-vocab'} has vocab_size 500 but the data's tokenizer has "
-         f"{load_meta(tiny_data)['vocab_size']} tokens"),
+         f"{load_meta(tiny_data).vocab_size} tokens"),
         (["--init_from", str(tmp_path / "nope")], f"--init_from {tmp_path / 'nope'}: no such directory"),
         (["--init_from", str(phase1[0] / "checkpoints"), "--model", "bert-mini"],
          "has hidden_size 128 but this run's model has 256"),

@@ -48,8 +48,14 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
 
     kind = launcher()
     if kind == "single":
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_SIZE="1",
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+        os.environ.update(
+            RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_RANK="0",
+            LOCAL_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(free_port()),
+        )
     elif kind == "mpi":
         mpi_discovery()
     if os.environ.get("LOCAL_RANK", "0") == "0":
@@ -60,13 +66,16 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
     else:
         wait_for_rendezvous(addr, port, rendezvous_seconds)
     try:
-        deepspeed.init_distributed(auto_mpi_discovery=True, verbose=False,
-                                   timeout=datetime.timedelta(minutes=timeout_minutes))
+        deepspeed.init_distributed(
+            auto_mpi_discovery=True, verbose=False, timeout=datetime.timedelta(minutes=timeout_minutes)
+        )
     except RuntimeError as e:  # torch's DistNetworkError is a RuntimeError
         if "EADDRINUSE" in str(e) or "address already in use" in str(e).lower():
-            raise RankError(f"MASTER_PORT {os.environ.get('MASTER_PORT')} is already in use on this node (another "
-                            "job?); pick another port: deepspeed/torchrun --master_port, or MASTER_PORT for "
-                            "slurm/pretrain.sh") from None
+            raise RankError(
+                f"MASTER_PORT {os.environ.get('MASTER_PORT')} is already in use on this node (another "
+                "job?); pick another port: deepspeed/torchrun --master_port, or MASTER_PORT for "
+                "slurm/pretrain.sh"
+            ) from None
         raise
     rank, world, local_rank = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     if world > 1:
@@ -87,7 +96,7 @@ def hosts_line(local_rank: int) -> str:
     acc.set_device(local_rank)
     name = socket.gethostname().encode()[:255]
     mine = torch.zeros(256, dtype=torch.int32, device=acc.current_device_name())
-    mine[:len(name)] = torch.tensor(list(name), dtype=torch.int32)
+    mine[: len(name)] = torch.tensor(list(name), dtype=torch.int32)
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
     hosts: dict[str, list[int]] = {}
@@ -97,8 +106,9 @@ def hosts_line(local_rank: int) -> str:
     def ranks(rs: list[int]) -> str:
         return f"{rs[0]}-{rs[-1]}" if rs == list(range(rs[0], rs[-1] + 1)) and len(rs) > 1 else ",".join(map(str, rs))
 
-    return (f"{len(every)} ranks on {len(hosts)} host{'s' if len(hosts) > 1 else ''}: "
-            + ", ".join(f"{h} [{ranks(rs)}]" for h, rs in hosts.items()))
+    return f"{len(every)} ranks on {len(hosts)} host{'s' if len(hosts) > 1 else ''}: " + ", ".join(
+        f"{h} [{ranks(rs)}]" for h, rs in hosts.items()
+    )
 
 
 def mpi_discovery() -> None:
@@ -106,11 +116,13 @@ def mpi_discovery() -> None:
     discovery (mpi4py; the address is rank 0's first `hostname -I` address). Two things it would
     otherwise override are kept: MASTER_PORT (it always uses 29500, so two jobs on one node collide)
     and a MASTER_ADDR the user set (rank 0's first address may be the wrong network)."""
-    from deepspeed.comm.comm import TORCH_DISTRIBUTED_DEFAULT_PORT, mpi_discovery as ds_mpi_discovery
+    from deepspeed.comm.comm import TORCH_DISTRIBUTED_DEFAULT_PORT
+    from deepspeed.comm.comm import mpi_discovery as ds_mpi_discovery
 
     user_addr = os.environ.get("MASTER_ADDR")
-    ds_mpi_discovery(distributed_port=int(os.environ.get("MASTER_PORT") or TORCH_DISTRIBUTED_DEFAULT_PORT),
-                     verbose=False)
+    ds_mpi_discovery(
+        distributed_port=int(os.environ.get("MASTER_PORT") or TORCH_DISTRIBUTED_DEFAULT_PORT), verbose=False
+    )
     if user_addr:
         os.environ["MASTER_ADDR"] = user_addr
 
@@ -122,12 +134,16 @@ def check_master_addr_is_local(addr: str) -> None:
         with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
             s.bind((addr, 0))
     except socket.gaierror as e:
-        raise RankError(f"rank 0: MASTER_ADDR {addr!r} does not resolve on {socket.gethostname()} ({e.strerror}); "
-                        "set it to this host's name or address") from None
+        raise RankError(
+            f"rank 0: MASTER_ADDR {addr!r} does not resolve on {socket.gethostname()} ({e.strerror}); "
+            "set it to this host's name or address"
+        ) from None
     except OSError as e:
-        raise RankError(f"rank 0 runs on {socket.gethostname()} but MASTER_ADDR {addr} is not an address of this "
-                        f"host ({e.strerror}); the rendezvous lives on rank 0's host: set MASTER_ADDR to it (the "
-                        "first node of the allocation / the first host of the hostfile)") from None
+        raise RankError(
+            f"rank 0 runs on {socket.gethostname()} but MASTER_ADDR {addr} is not an address of this "
+            f"host ({e.strerror}); the rendezvous lives on rank 0's host: set MASTER_ADDR to it (the "
+            "first node of the allocation / the first host of the hostfile)"
+        ) from None
 
 
 def wait_for_rendezvous(addr: str, port: str, seconds: float) -> None:
@@ -144,7 +160,8 @@ def wait_for_rendezvous(addr: str, port: str, seconds: float) -> None:
                 f"rank {os.environ.get('RANK')} cannot reach the rendezvous at {addr}:{port} (MASTER_ADDR:MASTER_PORT) "
                 f"within {seconds:g} s ({last}); check that rank 0 is running, that {addr} resolves and is reachable "
                 "from this node (firewall; GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME for the right interface), "
-                "or raise --rendezvous_timeout")
+                "or raise --rendezvous_timeout"
+            )
         time.sleep(1.0)
 
 
@@ -190,7 +207,9 @@ def _unlink_shm_buffer(rank: int) -> None:
     master address and port, and never unlinks it: every run left its segments in /dev/shm (RAM),
     16 GB of them after a day of test runs here. Past the final barrier no rank opens it again
     (mapped pages stay valid until exit), so each rank removes its own."""
-    name = (f"{SHM_DIR}/deepspeed_allreduce_buffer_{os.getuid()}_{os.environ.get('MASTER_ADDR')}_"
-            f"{os.environ.get('MASTER_PORT')}_{rank}")
+    name = (
+        f"{SHM_DIR}/deepspeed_allreduce_buffer_{os.getuid()}_{os.environ.get('MASTER_ADDR')}_"
+        f"{os.environ.get('MASTER_PORT')}_{rank}"
+    )
     with contextlib.suppress(OSError):
         os.unlink(name)

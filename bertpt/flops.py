@@ -63,17 +63,26 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 def step_flops(config, tokens: float, tokens_sq: float, sequences: float, predictions: float) -> float:
     """Model FLOPs of forward + backward for a batch with Σn = tokens, Σn² = tokens_sq, B = sequences
     and Σm = predictions (see the module docstring)."""
-    H, I, V, layers = config.hidden_size, config.intermediate_size, config.vocab_size, config.num_hidden_layers
-    forward = (layers * (8 * H * H + 4 * H * I) * tokens + layers * 4 * H * tokens_sq
-               + (2 * H * H + 4 * H) * sequences + (2 * H * H + 2 * H * V) * predictions)
+    # I: the FFN (intermediate) size, the formula's symbol in the module docstring
+    H, I, V, layers = config.hidden_size, config.intermediate_size, config.vocab_size, config.num_hidden_layers  # noqa: E741
+    forward = (
+        layers * (8 * H * H + 4 * H * I) * tokens
+        + layers * 4 * H * tokens_sq
+        + (2 * H * H + 4 * H) * sequences
+        + (2 * H * H + 2 * H * V) * predictions
+    )
     return 3.0 * forward
 
 
 def batch_stats(batch: dict) -> tuple[float, float, float, float]:
     """(Σn, Σn², B, Σm) of a collated batch, the arguments of `step_flops`."""
     lengths = batch["attention_mask"].sum(1).double()
-    return (float(lengths.sum()), float((lengths * lengths).sum()), float(lengths.numel()),
-            float((batch["labels"] != -100).sum()))
+    return (
+        float(lengths.sum()),
+        float((lengths * lengths).sum()),
+        float(lengths.numel()),
+        float((batch["labels"] != -100).sum()),
+    )
 
 
 def peak_tflops(device_name: str, precision: str) -> float | None:

@@ -20,8 +20,18 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 # What a micro-step contributes; all sums, so that averages over steps and ranks are exact.
-FIELDS = ("loss", "mlm_loss", "nsp_loss", "mlm_correct", "mlm_count", "nsp_correct", "sequences", "tokens", "tokens_sq",
-          "micro_steps")
+FIELDS = (
+    "loss",
+    "mlm_loss",
+    "nsp_loss",
+    "mlm_correct",
+    "mlm_count",
+    "nsp_correct",
+    "sequences",
+    "tokens",
+    "tokens_sq",
+    "micro_steps",
+)
 COUNTS = ("tokens", "tokens_sq", "sequences", "predictions")  # raw sums: metrics.jsonl only, not TensorBoard
 
 
@@ -33,11 +43,20 @@ class Sums:
 
     def add(self, out, batch) -> None:
         lengths = batch["attention_mask"].sum(1).double()  # real tokens per sequence; Σn² is attention's cost
-        self.t += torch.stack([out.loss.detach().double(), out.mlm_loss.double(), out.nsp_loss.double(),
-                               out.mlm_correct.double(), out.mlm_count.double(), out.nsp_correct.double(),
-                               torch.tensor(batch["input_ids"].shape[0], dtype=torch.float64, device=self.t.device),
-                               lengths.sum(), (lengths * lengths).sum(),
-                               torch.ones((), dtype=torch.float64, device=self.t.device)])
+        self.t += torch.stack(
+            [
+                out.loss.detach().double(),
+                out.mlm_loss.double(),
+                out.nsp_loss.double(),
+                out.mlm_correct.double(),
+                out.mlm_count.double(),
+                out.nsp_correct.double(),
+                torch.tensor(batch["input_ids"].shape[0], dtype=torch.float64, device=self.t.device),
+                lengths.sum(),
+                (lengths * lengths).sum(),
+                torch.ones((), dtype=torch.float64, device=self.t.device),
+            ]
+        )
 
     def reduce(self) -> dict[str, float]:
         t = self.t.clone()
@@ -45,38 +64,63 @@ class Sums:
         self.t.zero_()
         s = dict(zip(FIELDS, t.tolist()))
         steps = max(s["micro_steps"], 1)
-        return {"loss": s["loss"] / steps, "mlm_loss": s["mlm_loss"] / steps, "nsp_loss": s["nsp_loss"] / steps,
-                "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1), "nsp_acc": s["nsp_correct"] / max(s["sequences"], 1),
-                "tokens": s["tokens"], "tokens_sq": s["tokens_sq"], "sequences": s["sequences"],
-                "predictions": s["mlm_count"]}
+        return {
+            "loss": s["loss"] / steps,
+            "mlm_loss": s["mlm_loss"] / steps,
+            "nsp_loss": s["nsp_loss"] / steps,
+            "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1),
+            "nsp_acc": s["nsp_correct"] / max(s["sequences"], 1),
+            "tokens": s["tokens"],
+            "tokens_sq": s["tokens_sq"],
+            "sequences": s["sequences"],
+            "predictions": s["mlm_count"],
+        }
 
 
 class Reporter:
     """Rank 0's console progress bar and TensorBoard writer; a no-op on other ranks."""
 
-    def __init__(self, rank: int, output_dir: Path, start_step: int, max_steps: int,
-                 flops: Callable[..., float] | None = None, peak_tflops: float | None = None, world: int = 1):
+    def __init__(
+        self,
+        rank: int,
+        output_dir: Path,
+        start_step: int,
+        max_steps: int,
+        flops: Callable[..., float] | None = None,
+        peak_tflops: float | None = None,
+        world: int = 1,
+    ):
         """`flops(tokens, tokens_sq, sequences, predictions)`: model FLOPs of that much work
         (bertpt.flops.step_flops); `peak_tflops`: one device's peak, for MFU (None: no MFU)."""
         self.active = rank == 0
         self.flops, self.peak_tflops, self.world = flops, peak_tflops, world
         self.jsonl = output_dir / "metrics.jsonl"
-        self.bar = tqdm(total=max_steps, initial=start_step, desc="pretrain", unit="step",
-                        dynamic_ncols=True, disable=not self.active)
+        self.bar = tqdm(
+            total=max_steps,
+            initial=start_step,
+            desc="pretrain",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not self.active,
+        )
         self.writer = None
         if self.active:
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(str(output_dir / "tb"))
         self.last_time, self.excluded = time.perf_counter(), 0.0
 
-    def train(self, step: int, m: dict[str, float], lr: float, grad_norm: float | None,
-              loss_scale: float | None) -> dict[str, float]:
+    def train(
+        self, step: int, m: dict[str, float], lr: float, grad_norm: float | None, loss_scale: float | None
+    ) -> dict[str, float]:
         now = time.perf_counter()
         elapsed = max(now - self.last_time - self.excluded, 1e-9)
         m = {**m, "lr": lr, "tokens_per_s": m["tokens"] / elapsed, "seq_per_s": m["sequences"] / elapsed}
         speed = f"{m['tokens_per_s']:,.0f} tok/s {m['seq_per_s']:,.1f} seq/s"
         if self.flops is not None:
-            m["tflops"] = self.flops(m["tokens"], m["tokens_sq"], m["sequences"], m["predictions"]) / elapsed / self.world / 1e12
+            m["tflops"] = (
+                self.flops(m["tokens"], m["tokens_sq"], m["sequences"], m["predictions"]) / elapsed / self.world / 1e12
+            )
             speed += f" {m['tflops']:.3g} TFLOPS"
             if self.peak_tflops:
                 m["mfu"] = m["tflops"] / self.peak_tflops
@@ -87,15 +131,20 @@ class Reporter:
             m["loss_scale"] = float(loss_scale)
         self.last_time, self.excluded = now, 0.0
         if self.active:
-            self.bar.set_postfix_str(f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
-                                     f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} {speed}", refresh=False)
+            self.bar.set_postfix_str(
+                f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
+                f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} {speed}",
+                refresh=False,
+            )
             self.scalars("train", m, step)
         return m
 
     def eval(self, step: int, m: dict[str, float]) -> None:
         if self.active:
-            self.bar.write(f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%} | "
-                           f"nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}")
+            self.bar.write(
+                f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%} | "
+                f"nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}"
+            )
             self.scalars("eval", m, step)
 
     def scalars(self, prefix: str, m: dict[str, float], step: int) -> None:

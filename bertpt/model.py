@@ -50,8 +50,14 @@ def bert_config(model: str, vocab_size: int, pad_token_id: int = 0) -> BertConfi
     """A preset name or a BertConfig JSON path; the vocabulary always comes from the tokenizer."""
     if model in PRESETS:
         layers, hidden, heads = PRESETS[model]
-        return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                          num_attention_heads=heads, intermediate_size=4 * hidden, pad_token_id=pad_token_id)
+        return BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=4 * hidden,
+            pad_token_id=pad_token_id,
+        )
     path = Path(model)
     if not path.is_file():
         raise BertptError(f"--model {model}: not a preset ({', '.join(PRESETS)}) and no such config file")
@@ -60,24 +66,28 @@ def bert_config(model: str, vocab_size: int, pad_token_id: int = 0) -> BertConfi
     except (ValueError, TypeError) as e:
         raise BertptError(f"--model {model}: not a valid BertConfig JSON ({e})") from None
     if config.vocab_size != vocab_size:
-        raise BertptError(f"--model {model} has vocab_size {config.vocab_size} but the data's tokenizer has "
-                          f"{vocab_size} tokens; set vocab_size to {vocab_size} or use data prepared with "
-                          "that config's tokenizer")
+        raise BertptError(
+            f"--model {model} has vocab_size {config.vocab_size} but the data's tokenizer has "
+            f"{vocab_size} tokens; set vocab_size to {vocab_size} or use data prepared with "
+            "that config's tokenizer"
+        )
     if config.hidden_size % config.num_attention_heads:
-        raise BertptError(f"--model {model}: hidden_size {config.hidden_size} is not a multiple of "
-                          f"num_attention_heads {config.num_attention_heads}")
+        raise BertptError(
+            f"--model {model}: hidden_size {config.hidden_size} is not a multiple of "
+            f"num_attention_heads {config.num_attention_heads}"
+        )
     return config
 
 
 @dataclass
 class PretrainingOutput:
-    loss: torch.Tensor | None = None            # mlm_loss + nsp_loss
+    loss: torch.Tensor | None = None  # mlm_loss + nsp_loss
     mlm_loss: torch.Tensor | None = None
     nsp_loss: torch.Tensor | None = None
-    mlm_correct: torch.Tensor | None = None     # count of masked positions predicted right (no grad)
-    mlm_count: torch.Tensor | None = None       # count of masked positions
+    mlm_correct: torch.Tensor | None = None  # count of masked positions predicted right (no grad)
+    mlm_count: torch.Tensor | None = None  # count of masked positions
     nsp_correct: torch.Tensor | None = None
-    prediction_logits: torch.Tensor | None = None       # (B, L, V), only without labels
+    prediction_logits: torch.Tensor | None = None  # (B, L, V), only without labels
     seq_relationship_logits: torch.Tensor | None = None  # (B, 2)
 
 
@@ -87,6 +97,7 @@ class Module(nn.Module):
 
 # ---------------------------------------------------------------------------------------------
 # The model
+
 
 class Embeddings(nn.Module):
     def __init__(self, c: BertConfig):
@@ -98,7 +109,11 @@ class Embeddings(nn.Module):
         self.p = c.hidden_dropout_prob
 
     def forward(self, input_ids, token_type_ids, positions):  # all (T,) or all (B, L)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )
         return dropout(self.LayerNorm(x), self.p, self.training)
 
 
@@ -115,7 +130,7 @@ class SelfAttention(nn.Module):
         dropout_p = self.p if self.training else 0.0
         q = self.query(x)
         if dropout_p:  # written out below: scale the packed (T, H) queries, cheaper than the (B, heads, L, L) scores
-            q = q * self.head_dim ** -0.5
+            q = q * self.head_dim**-0.5
         q, k, v = pk.to_heads(q), pk.to_heads(self.key(x)), pk.to_heads(self.value(x))
         ys = []
         for g, qg, kg, vg in zip(pk.groups, q, k, v):  # (B_g, heads, L_g, d) each
@@ -210,8 +225,12 @@ class BertForPreTraining(nn.Module):
         return x
 
     def forward(self, input_ids, token_type_ids, attention_mask, labels=None, next_sentence_label=None):
-        pk = packing(attention_mask, self.config.num_attention_heads, self.bert.embeddings.word_embeddings.weight.dtype,
-                     unpad=labels is not None)
+        pk = packing(
+            attention_mask,
+            self.config.num_attention_heads,
+            self.bert.embeddings.word_embeddings.weight.dtype,
+            unpad=labels is not None,
+        )
         x = self.encode(input_ids, token_type_ids, pk)  # (T, H)
         pooled = torch.tanh(self.bert.pooler.dense(x.index_select(0, pk.cls_rows)))  # (B, H), the [CLS] tokens
         nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
@@ -228,9 +247,15 @@ class BertForPreTraining(nn.Module):
         with torch.no_grad():
             mlm_correct = (mlm_logits.argmax(-1) == targets).sum()
             nsp_correct = (nsp_logits.argmax(-1) == next_sentence_label).sum()
-        return PretrainingOutput(loss=mlm_loss + nsp_loss, mlm_loss=mlm_loss.detach(), nsp_loss=nsp_loss.detach(),
-                                 mlm_correct=mlm_correct, mlm_count=selected.sum(), nsp_correct=nsp_correct,
-                                 seq_relationship_logits=nsp_logits)
+        return PretrainingOutput(
+            loss=mlm_loss + nsp_loss,
+            mlm_loss=mlm_loss.detach(),
+            nsp_loss=nsp_loss.detach(),
+            mlm_correct=mlm_correct,
+            mlm_count=selected.sum(),
+            nsp_correct=nsp_correct,
+            seq_relationship_logits=nsp_logits,
+        )
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -16,20 +16,37 @@ partition, a different algorithm); `check_lamb` refuses that combination.
 
 from __future__ import annotations
 
-
 import torch
 
 from bertpt.errors import BertptError, is_rank0
 
 
 class Lamb(torch.optim.Optimizer):
-    def __init__(self, params, lr=1e-3, bias_correction=True, betas=(0.9, 0.999), eps=1e-8,
-                 eps_inside_sqrt=False, weight_decay=0.0, max_grad_norm=0.0, max_coeff=10.0, min_coeff=0.01):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        bias_correction=True,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        eps_inside_sqrt=False,
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        max_coeff=10.0,
+        min_coeff=0.01,
+    ):
         if max_grad_norm:
             raise ValueError("Lamb: max_grad_norm is not supported; use the JSON's gradient_clipping")
-        defaults = dict(lr=lr, bias_correction=bias_correction, betas=tuple(betas), eps=eps,
-                        eps_inside_sqrt=eps_inside_sqrt, weight_decay=weight_decay,
-                        max_coeff=max_coeff, min_coeff=min_coeff)
+        defaults = dict(
+            lr=lr,
+            bias_correction=bias_correction,
+            betas=tuple(betas),
+            eps=eps,
+            eps_inside_sqrt=eps_inside_sqrt,
+            weight_decay=weight_decay,
+            max_coeff=max_coeff,
+            min_coeff=min_coeff,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -59,12 +76,14 @@ class Lamb(torch.optim.Optimizer):
                 if group["weight_decay"]:
                     update.add_(w, alpha=group["weight_decay"])
                 w_norm, u_norm = w.norm(), update.norm()
-                trust = torch.where((w_norm > 0) & (u_norm > 0),
-                                    (w_norm / u_norm).clamp(group["min_coeff"], group["max_coeff"]),
-                                    torch.ones_like(w_norm))
+                trust = torch.where(
+                    (w_norm > 0) & (u_norm > 0),
+                    (w_norm / u_norm).clamp(group["min_coeff"], group["max_coeff"]),
+                    torch.ones_like(w_norm),
+                )
                 step_size = group["lr"]
                 if group["bias_correction"]:
-                    step_size = step_size * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
+                    step_size = step_size * (1 - b2**t) ** 0.5 / (1 - b1**t)
                 p.copy_(w - step_size * trust * update)
         return loss
 
@@ -79,13 +98,17 @@ def check_lamb(ds_config: dict) -> None:
         return
     stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
     if stage:
-        raise BertptError(f"LAMB with ZeRO stage {stage}: ZeRO hands the optimizer flat partitions, so LAMB's "
-                          "per-layer trust ratio would be computed per partition; use ZeRO stage 0 "
-                          "(ds_configs/zero0_lamb.json) or Adam with ZeRO")
+        raise BertptError(
+            f"LAMB with ZeRO stage {stage}: ZeRO hands the optimizer flat partitions, so LAMB's "
+            "per-layer trust ratio would be computed per partition; use ZeRO stage 0 "
+            "(ds_configs/zero0_lamb.json) or Adam with ZeRO"
+        )
     grad_accum_dtype = (ds_config.get("data_types") or {}).get("grad_accum_dtype")
     if (ds_config.get("bf16") or {}).get("enabled") and grad_accum_dtype in ("fp32", "float32", "float"):
-        raise BertptError("LAMB with bf16 and fp32 gradient accumulation: DeepSpeed's BF16 optimizer flattens the "
-                          "parameters, which breaks LAMB's per-layer trust ratio; drop data_types.grad_accum_dtype")
+        raise BertptError(
+            "LAMB with bf16 and fp32 gradient accumulation: DeepSpeed's BF16 optimizer flattens the "
+            "parameters, which breaks LAMB's per-layer trust ratio; drop data_types.grad_accum_dtype"
+        )
 
 
 def lamb_fallback(ds_config: dict):
@@ -102,7 +125,10 @@ def lamb_fallback(ds_config: dict):
     except Exception as e:  # noqa: BLE001 -- any failure to load means: use the fallback
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
     if is_rank0():  # say it once, not once per rank
-        print(f"bertpt: DeepSpeed's FusedLamb cannot load on this accelerator ({reason}); "
-              "training with bertpt.optim.Lamb, the same arithmetic in PyTorch", flush=True)
+        print(
+            f"bertpt: DeepSpeed's FusedLamb cannot load on this accelerator ({reason}); "
+            "training with bertpt.optim.Lamb, the same arithmetic in PyTorch",
+            flush=True,
+        )
     params = dict((ds_config.get("optimizer") or {}).get("params") or {})
     return lambda model_parameters: Lamb(model_parameters, **params)

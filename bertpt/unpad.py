@@ -35,14 +35,15 @@ def length_bands(spans: list[int], bands: int = LENGTH_BANDS) -> list[int]:
 class Group:
     """Sequences that attention processes together, padded to the longest of them: packed tokens
     [t0, t1) into a (B, heads, L, d) layout."""
+
     t0: int
     t1: int
     B: int
     L: int
-    head_rows: torch.Tensor      # ((t1-t0)*heads,) row of (token, head) in the (B*heads*L, d) layout
+    head_rows: torch.Tensor  # ((t1-t0)*heads,) row of (token, head) in the (B*heads*L, d) layout
     head_pad_rows: torch.Tensor  # the layout's other rows (padding: zeros)
-    key_bias: torch.Tensor       # (B, 1, 1, L) additive attention bias: 0 to attend, dtype min else
-    key_mask: torch.Tensor       # (B, 1, 1, L) bool, True to attend (for SDPA)
+    key_bias: torch.Tensor  # (B, 1, 1, L) additive attention bias: 0 to attend, dtype min else
+    key_mask: torch.Tensor  # (B, 1, 1, L) bool, True to attend (for SDPA)
 
 
 @dataclass
@@ -51,8 +52,8 @@ class Packing:
     L: int
     heads: int
     idx: torch.Tensor | None  # (T,) flat index into B*L of each packed token; None: all B*L in order
-    pad_idx: torch.Tensor     # the flat indices of the other positions
-    cls_rows: torch.Tensor    # (B,) packed row of each sequence's first token ([CLS]), in batch order
+    pad_idx: torch.Tensor  # the flat indices of the other positions
+    cls_rows: torch.Tensor  # (B,) packed row of each sequence's first token ([CLS]), in batch order
     groups: list[Group]
 
     def unpad(self, x):  # (B, L, ...) -> (T, ...)
@@ -109,7 +110,10 @@ def _group(kept: torch.Tensor, keys: torch.Tensor, t0: int, heads: int, dtype: t
     """kept: which (row, position) of the group's layout hold packed tokens; keys: which may be attended."""
     B, L = kept.shape
     j = torch.arange(heads, device=kept.device)
-    rows = lambda i: ((i // L * heads)[:, None] + j) * L + (i % L)[:, None]  # (b, l), head -> (b*heads + head)*L + l
+
+    def rows(i: torch.Tensor) -> torch.Tensor:  # (b, l), head -> (b*heads + head)*L + l
+        return ((i // L * heads)[:, None] + j) * L + (i % L)[:, None]
+
     real, pad = kept.flatten().nonzero().squeeze(1), (~kept.flatten()).nonzero().squeeze(1)
     bias = torch.zeros((B, 1, 1, L), dtype=dtype, device=kept.device)
     bias.masked_fill_(~keys[:, None, None, :], torch.finfo(dtype).min)
@@ -155,7 +159,7 @@ def _from_groups(ys, pk: Packing) -> torch.Tensor:
     d = ys[0].shape[-1]
     out = ys[0].new_empty((pk.groups[-1].t1 * pk.heads, d))
     for g, y in zip(pk.groups, ys):  # index_select writes each group's rows in place
-        torch.index_select(y.reshape(-1, d), 0, g.head_rows, out=out[g.t0 * pk.heads:g.t1 * pk.heads])
+        torch.index_select(y.reshape(-1, d), 0, g.head_rows, out=out[g.t0 * pk.heads : g.t1 * pk.heads])
     return out
 
 
@@ -165,7 +169,7 @@ class _ToGroups(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, pk):
         ctx.pk = pk
-        return tuple(_to_group(x[g.t0 * pk.heads:g.t1 * pk.heads], g, pk.heads) for g in pk.groups)
+        return tuple(_to_group(x[g.t0 * pk.heads : g.t1 * pk.heads], g, pk.heads) for g in pk.groups)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -181,4 +185,4 @@ class _FromGroups(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         pk = ctx.pk
-        return (None, *(_to_group(g[gr.t0 * pk.heads:gr.t1 * pk.heads], gr, pk.heads) for gr in pk.groups))
+        return (None, *(_to_group(g[gr.t0 * pk.heads : gr.t1 * pk.heads], gr, pk.heads) for gr in pk.groups))

@@ -17,18 +17,23 @@ def test_json_overrides_are_batch_and_precision_only():
     assert cfg["optimizer"]["params"]["fused"] and cfg["zero_optimization"]["stage"] == 2
     assert cfg["scheduler"]["params"]["total_num_steps"] > 0  # "auto" resolved
     cfg, precision, _ = bench_ds_config(parse_args(["--precision", "fp32", "--micro_batch", "8"]))
-    assert precision == "fp32" and "bf16" not in cfg and "fp16" not in cfg and cfg["train_micro_batch_size_per_gpu"] == 8
+    assert (
+        precision == "fp32" and "bf16" not in cfg and "fp16" not in cfg and cfg["train_micro_batch_size_per_gpu"] == 8
+    )
     cfg, precision, _ = bench_ds_config(parse_args(["--precision", "fp16"]))
     assert precision == "fp16" and cfg["fp16"] == {"enabled": True, "loss_scale": 0} and "bf16" not in cfg
     _, precision, _ = bench_ds_config(parse_args(["--deepspeed_config", "ds_configs/zero2_fp16.json"]))
     assert precision == "fp16"
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--steps", "0"], "--steps must be at least 1"),
-    (["--baseline", "fp8"], "--baseline fp8"),
-    (["--chunk", "0"], "--chunk must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--baseline", "fp8"], "--baseline fp8"),
+        (["--chunk", "0"], "--chunk must be at least 1"),
+    ],
+)
 def test_bad_flags(argv, message):
     with pytest.raises(BertptError, match=message):
         parse_args(argv)

@@ -17,8 +17,19 @@ from .helpers import PRETRAIN, REPO, launch_env
 
 def test_every_field_has_help_and_flags_parse():
     assert all(f.metadata.get("help") for f in fields(PretrainConfig))
-    cfg, ds = parse_args(["--deepspeed_config", "x.json", "--max_steps", "7", "--model", "bert-base",
-                          "--resume", "none", "--local_rank=0"])
+    cfg, ds = parse_args(
+        [
+            "--deepspeed_config",
+            "x.json",
+            "--max_steps",
+            "7",
+            "--model",
+            "bert-base",
+            "--resume",
+            "none",
+            "--local_rank=0",
+        ]
+    )
     assert (cfg.max_steps, cfg.model, cfg.resume, ds) == (7, "bert-base", "none", "x.json")
 
 
@@ -35,7 +46,7 @@ def test_auto_values_come_from_the_run_length_and_the_optimizer():
 
 def test_auto_outside_the_scheduler_is_refused(tmp_path):
     bad = {"train_micro_batch_size_per_gpu": "auto"}
-    with pytest.raises(BertptError, match="train_micro_batch_size_per_gpu is \"auto\""):
+    with pytest.raises(BertptError, match='train_micro_batch_size_per_gpu is "auto"'):
         resolve_auto(bad, 10)
     p = tmp_path / "broken.json"
     p.write_text("{ nope")
@@ -45,15 +56,25 @@ def test_auto_outside_the_scheduler_is_refused(tmp_path):
         load_ds_config(str(tmp_path / "missing.json"), 10)
 
 
-@pytest.mark.parametrize("argv, expected", [
-    ([], "--deepspeed_config is required"),
-    (["--deepspeed_config", "ds_configs/zero2.json", "--max_steps", "0"], "--max_steps must be at least 1"),
-    (["--deepspeed_config", "ds_configs/zero2.json", "--resume", "/nonexistent/ckpt"], "no such checkpoint directory"),
-    (["--deepspeed_config", "ds_configs/zero2.json", "--data", "/nonexistent/data"], "--data /nonexistent/data: no such directory"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], "--deepspeed_config is required"),
+        (["--deepspeed_config", "ds_configs/zero2.json", "--max_steps", "0"], "--max_steps must be at least 1"),
+        (
+            ["--deepspeed_config", "ds_configs/zero2.json", "--resume", "/nonexistent/ckpt"],
+            "no such checkpoint directory",
+        ),
+        (
+            ["--deepspeed_config", "ds_configs/zero2.json", "--data", "/nonexistent/data"],
+            "--data /nonexistent/data: no such directory",
+        ),
+    ],
+)
 def test_bad_flags_are_one_line_and_exit_2(argv, expected):
-    proc = subprocess.run([sys.executable, PRETRAIN, *argv], cwd=REPO, env=launch_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, PRETRAIN, *argv], cwd=REPO, env=launch_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bertpt-pretrain: error:")]
@@ -61,8 +82,9 @@ def test_bad_flags_are_one_line_and_exit_2(argv, expected):
 
 
 def test_help_explains_every_flag():
-    proc = subprocess.run([sys.executable, PRETRAIN, "--help"], cwd=REPO, env=launch_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, PRETRAIN, "--help"], cwd=REPO, env=launch_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0
     for f in fields(PretrainConfig):
         assert f"--{f.name}" in proc.stdout

@@ -42,15 +42,20 @@ def names(files: list[Path], root: Path) -> list[str]:
 
 # --- finding the files
 
+
 def test_directories_and_globs_expand_in_sorted_order_without_hidden_entries(tmp_path):
-    for rel in ["d/b.txt", "d/a.txt", "d/sub/c.txt", "d/sub/.hidden.txt", "d/.git/objects.txt", "d/a.jsonl",
-                "top.txt"]:
+    for rel in ["d/b.txt", "d/a.txt", "d/sub/c.txt", "d/sub/.hidden.txt", "d/.git/objects.txt", "d/a.jsonl", "top.txt"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x\n")
     d = tmp_path / "d"
     # Inputs keep their order; a directory expands recursively, sorted, hidden entries skipped.
     assert names(resolve_files([str(tmp_path / "top.txt"), str(d)]), tmp_path) == [
-        "top.txt", "d/a.jsonl", "d/a.txt", "d/b.txt", "d/sub/c.txt"]
+        "top.txt",
+        "d/a.jsonl",
+        "d/a.txt",
+        "d/b.txt",
+        "d/sub/c.txt",
+    ]
     assert names(resolve_files([str(d / "*.txt")]), tmp_path) == ["d/a.txt", "d/b.txt"]
     assert names(resolve_files([str(d / "**" / "*.txt")]), tmp_path) == ["d/a.txt", "d/b.txt", "d/sub/c.txt"]
     # A hidden file named outright is read: it was asked for.
@@ -76,14 +81,18 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
 
 # --- text files
 
+
 def test_blank_lines_and_file_ends_separate_documents(tmp_path):
     a = b"\xef\xbb\xbfFirst sentence.\r\n  Second one.  \r\n\r\n \t \n\nThird, new doc.\n"
     b = b"\n\nA document in another file.\nNo newline at the end"
     (tmp_path / "a.txt").write_bytes(a)
     (tmp_path / "b.txt").write_bytes(b)
     docs, stats = read(tmp_path, "a.txt", "b.txt")
-    assert docs == ["First sentence.\nSecond one.", "Third, new doc.",
-                    "A document in another file.\nNo newline at the end"]
+    assert docs == [
+        "First sentence.\nSecond one.",
+        "Third, new doc.",
+        "A document in another file.\nNo newline at the end",
+    ]
     assert (stats.files, stats.documents, stats.empty_files, stats.invalid_utf8_documents) == (2, 3, 0, 0)
     assert stats.bytes_read == total_input_bytes(Source(inputs=[str(tmp_path)])) == len(a) + len(b)
 
@@ -113,8 +122,11 @@ def test_compressed_files_give_the_same_documents(tmp_path, documents):
 def test_damaged_compressed_file_is_a_one_line_error(tmp_path):
     data = gzip.compress(b"some text\n" * 50_000)
     (tmp_path / "cut.txt.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BertptError, match=r"^.*cut\.txt\.gz: cannot read \(Compressed file ended before the "
-                       r"end-of-stream marker was reached\); repair the file or leave it out of the input$"):
+    with pytest.raises(
+        BertptError,
+        match=r"^.*cut\.txt\.gz: cannot read \(Compressed file ended before the "
+        r"end-of-stream marker was reached\); repair the file or leave it out of the input$",
+    ):
         read(tmp_path, "cut.txt.gz")
     (tmp_path / "fake.txt.gz").write_bytes(b"plain text, not gzip\n")
     with pytest.raises(BertptError, match=r"fake\.txt\.gz: cannot read \(Not a gzipped file"):
@@ -122,8 +134,9 @@ def test_damaged_compressed_file_is_a_one_line_error(tmp_path):
 
 
 def test_invalid_utf8_document_is_dropped_and_counted(tmp_path):
-    (tmp_path / "mixed.txt").write_bytes(b"Before.\n\n" + "Caf\xe9 au lait.\nMore.\n".encode("latin-1") +
-                                         b"\nAfter, caf\xc3\xa9.\n")
+    (tmp_path / "mixed.txt").write_bytes(
+        b"Before.\n\n" + "Caf\xe9 au lait.\nMore.\n".encode("latin-1") + b"\nAfter, caf\xc3\xa9.\n"
+    )
     (tmp_path / "mixed.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "bad \xff"}\n{"text": "lone \\ud800"}\n')
     docs, stats = read(tmp_path, "mixed.txt", "mixed.jsonl")
     assert docs == ["Before.", "After, café.", "ok"]
@@ -144,22 +157,28 @@ def test_binary_and_empty_files_are_skipped_and_reported(tmp_path, capsys):
     report_skips(stats)
     assert capsys.readouterr().err == (
         f"bertpt-prepare: warning: skipped 2 binary files: {tmp_path / 'b.bin'} (and 1 more)\n"
-        "bertpt-prepare: warning: skipped 2 files with no text\n")
+        "bertpt-prepare: warning: skipped 2 files with no text\n"
+    )
     report_skips(ReadStats(invalid_utf8_documents=1, binary_files=["x.bin"], empty_files=1), prog="p")
-    assert capsys.readouterr().err == ("p: warning: skipped 1 document that is not valid UTF-8\n"
-                                       "p: warning: skipped 1 binary file: x.bin\n"
-                                       "p: warning: skipped 1 file with no text\n")
+    assert capsys.readouterr().err == (
+        "p: warning: skipped 1 document that is not valid UTF-8\n"
+        "p: warning: skipped 1 binary file: x.bin\n"
+        "p: warning: skipped 1 file with no text\n"
+    )
     report_skips(ReadStats(documents=10))
     assert capsys.readouterr().err == ""
 
 
 # --- JSON Lines
 
+
 def test_jsonl_takes_the_named_field_with_paragraphs_as_lines(tmp_path):
-    records = [{"id": 1, "body": "  First paragraph. Still first.\n\n Second paragraph.\r\n"},
-               {"id": 2, "body": ""},  # empty: skipped
-               {"id": 3, "body": None},  # null: skipped
-               {"id": 4, "body": "Only one line."}]
+    records = [
+        {"id": 1, "body": "  First paragraph. Still first.\n\n Second paragraph.\r\n"},
+        {"id": 2, "body": ""},  # empty: skipped
+        {"id": 3, "body": None},  # null: skipped
+        {"id": 4, "body": "Only one line."},
+    ]
     data = "\n".join(json.dumps(r) for r in records) + "\n\n  \n"
     (tmp_path / "a.jsonl").write_text(data)
     _write_compressed(tmp_path / "b.ndjson.gz", data.encode())
@@ -174,12 +193,18 @@ def test_jsonl_takes_the_named_field_with_paragraphs_as_lines(tmp_path):
 
 def test_jsonl_bad_lines_name_file_line_and_fix(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "fine"}\n\n{"text": "cut')
-    with pytest.raises(BertptError, match=r"^.*a\.jsonl:3: not valid JSON at column 10 \(Unterminated string "
-                       r"starting at\); JSONL input needs one JSON object per line \(or give --input_format text\)$"):
+    with pytest.raises(
+        BertptError,
+        match=r"^.*a\.jsonl:3: not valid JSON at column 10 \(Unterminated string "
+        r"starting at\); JSONL input needs one JSON object per line \(or give --input_format text\)$",
+    ):
         read(tmp_path, "a.jsonl")
     (tmp_path / "b.jsonl").write_text('{"title": "T", "body": "B"}\n')
-    with pytest.raises(BertptError, match=r'^.*b\.jsonl:1: no "text" field \(fields: title, body\); name the '
-                       r"field holding the text with --text_field$"):
+    with pytest.raises(
+        BertptError,
+        match=r'^.*b\.jsonl:1: no "text" field \(fields: title, body\); name the '
+        r"field holding the text with --text_field$",
+    ):
         read(tmp_path, "b.jsonl")
     (tmp_path / "c.json").write_text('["a", "b"]\n')
     with pytest.raises(BertptError, match=r'c\.json:1: a list, not an object with a "text" field'):
@@ -190,6 +215,7 @@ def test_jsonl_bad_lines_name_file_line_and_fix(tmp_path):
 
 
 # --- Hugging Face datasets (local ones: no network)
+
 
 @pytest.fixture
 def hf(tmp_path, monkeypatch):
@@ -214,16 +240,20 @@ def test_dataset_saved_to_disk(tmp_path, hf):
     assert read_hf(hf_dataset=str(tmp_path / "dict"), hf_split="test", text_field="content")[0] == ["Last."]
     with pytest.raises(BertptError, match=r"^--hf_split dev: .*dict has no such split \(splits: train, test\)$"):
         read_hf(hf_dataset=str(tmp_path / "dict"), hf_split="dev", text_field="content")
-    with pytest.raises(BertptError, match=r'^--hf_dataset .*saved: no column "text" \(columns: content, n\); '
-                       r"name the text column with --text_field$"):
+    with pytest.raises(
+        BertptError,
+        match=r'^--hf_dataset .*saved: no column "text" \(columns: content, n\); '
+        r"name the text column with --text_field$",
+    ):
         read_hf(hf_dataset=str(tmp_path / "saved"))
 
 
 def test_local_data_files_directory_loads_and_streams_the_same(tmp_path, hf):
     d = tmp_path / "jsonl-dir"
     d.mkdir()
-    (d / "part-0.jsonl").write_text(json.dumps({"body": "Alpha.\n\nBeta.", "id": 0}) + "\n" +
-                                    json.dumps({"body": "Gamma.", "id": 1}) + "\n")
+    (d / "part-0.jsonl").write_text(
+        json.dumps({"body": "Alpha.\n\nBeta.", "id": 0}) + "\n" + json.dumps({"body": "Gamma.", "id": 1}) + "\n"
+    )
     (d / "part-1.jsonl").write_text(json.dumps({"body": "Delta.", "id": 2}) + "\n")
     expected = ["Alpha.\nBeta.", "Gamma.", "Delta."]
     assert read_hf(hf_dataset=str(d), text_field="body")[0] == expected
@@ -240,12 +270,19 @@ def test_uncached_dataset_offline_is_a_one_line_error(tmp_path):
     pytest.importorskip("datasets")
     # datasets reads HF_HUB_OFFLINE / HF_DATASETS_OFFLINE when it is imported, so set them in a
     # fresh interpreter. Without them an offline machine would retry the Hub for ~25 s instead.
-    code = ("import json\nfrom bertpt.data.corpus import ReadStats, Source, iter_documents\n"
-            "from bertpt.errors import BertptError\n"
-            "try:\n    iter_documents(Source(hf_dataset='bertpt-no-such-user/no-such-dataset'), ReadStats())\n"
-            "except BertptError as e:\n    print(json.dumps(str(e)))\n")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_DATASETS_CACHE=str(tmp_path),
-               PYTHONPATH=str(Path(bertpt.__file__).parents[1]))
+    code = (
+        "import json\nfrom bertpt.data.corpus import ReadStats, Source, iter_documents\n"
+        "from bertpt.errors import BertptError\n"
+        "try:\n    iter_documents(Source(hf_dataset='bertpt-no-such-user/no-such-dataset'), ReadStats())\n"
+        "except BertptError as e:\n    print(json.dumps(str(e)))\n"
+    )
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_DATASETS_CACHE=str(tmp_path),
+        PYTHONPATH=str(Path(bertpt.__file__).parents[1]),
+    )
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     message = json.loads(run.stdout.strip().splitlines()[-1])
@@ -256,17 +293,26 @@ def test_uncached_dataset_offline_is_a_one_line_error(tmp_path):
 
 # --- sentences
 
+
 def test_split_sentences_by_lines_and_by_blingfire():
     doc = "Mr. Smith paid $3.50 in the U.S. on Jan. 5th. Then he left!\nA new paragraph, e.g. this one."
-    assert split_sentences(doc, "lines") == ["Mr. Smith paid $3.50 in the U.S. on Jan. 5th. Then he left!",
-                                             "A new paragraph, e.g. this one."]
+    assert split_sentences(doc, "lines") == [
+        "Mr. Smith paid $3.50 in the U.S. on Jan. 5th. Then he left!",
+        "A new paragraph, e.g. this one.",
+    ]
     assert split_sentences("  one  \n\n two ", "lines") == ["one", "two"]
     pytest.importorskip("blingfire")
     # Abbreviations and decimals end no sentence; a line (paragraph) end always does.
-    assert split_sentences(doc, "blingfire") == ["Mr. Smith paid $3.50 in the U.S. on Jan. 5th.", "Then he left!",
-                                                 "A new paragraph, e.g. this one."]
+    assert split_sentences(doc, "blingfire") == [
+        "Mr. Smith paid $3.50 in the U.S. on Jan. 5th.",
+        "Then he left!",
+        "A new paragraph, e.g. this one.",
+    ]
     assert split_sentences("He asked why? Nobody knew.  It was 3.14 p.m. in Paris.", "blingfire") == [
-        "He asked why?", "Nobody knew.", "It was 3.14 p.m. in Paris."]
+        "He asked why?",
+        "Nobody knew.",
+        "It was 3.14 p.m. in Paris.",
+    ]
     assert split_sentences("", "blingfire") == []
 
 
@@ -276,6 +322,7 @@ def test_unknown_splitter_is_a_one_line_error():
 
 
 # --- the built-in corpus
+
 
 def test_builtin_corpus_is_english_prose(documents):
     # `documents` is the first 150 built-in documents (conftest); the whole corpus is ~540.
@@ -296,7 +343,8 @@ def test_builtin_corpus_is_the_same_every_time(documents):
 
 def test_lines_of_unicode_spaces_are_blank_as_in_googles_script(tmp_path):
     path = tmp_path / "u.txt"
-    path.write_text("First doc one.\nFirst doc two.\n\u00a0\nSecond doc.\n\u3000\x1c\nThird doc.\n\u00c4pfel.\n",
-                    encoding="utf-8")
+    path.write_text(
+        "First doc one.\nFirst doc two.\n\u00a0\nSecond doc.\n\u3000\x1c\nThird doc.\n\u00c4pfel.\n", encoding="utf-8"
+    )
     docs = list(iter_documents(Source(inputs=[str(path)]), ReadStats()))
     assert docs == ["First doc one.\nFirst doc two.", "Second doc.", "Third doc.\n\u00c4pfel."]

@@ -81,5 +81,3 @@ def test_memory_mapped_and_complete(tiny_data):
 def test_not_prepared_dir_is_a_clear_error(tmp_path):
     with pytest.raises(BertptError, match="not a prepared data directory"):
         load_meta(tmp_path)
-
-

@@ -9,13 +9,16 @@ from bertpt.distributed import launcher
 LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, "single"),
-    ({"RANK": "1", "WORLD_SIZE": "2"}, "env"),                    # deepspeed, torchrun, srun script
-    ({"OMPI_COMM_WORLD_SIZE": "2"}, "mpi"),                        # Open MPI's mpirun
-    ({"PMIX_RANK": "0"}, "mpi"),                                   # srun --mpi=pmix
-    ({"RANK": "0"}, "single"),                                     # a stray RANK alone is not a launch
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "single"),
+        ({"RANK": "1", "WORLD_SIZE": "2"}, "env"),  # deepspeed, torchrun, srun script
+        ({"OMPI_COMM_WORLD_SIZE": "2"}, "mpi"),  # Open MPI's mpirun
+        ({"PMIX_RANK": "0"}, "mpi"),  # srun --mpi=pmix
+        ({"RANK": "0"}, "single"),  # a stray RANK alone is not a launch
+    ],
+)
 def test_launcher_detection(monkeypatch, env, expected):
     for var in LAUNCHER_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -32,8 +35,9 @@ def test_sweep_removes_only_stale_unmapped_shm_buffers(tmp_path):
     from bertpt.distributed import sweep_stale_shm_buffers
 
     uid = os.getuid()
-    paths = {name: tmp_path / f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_{name}_0"
-             for name in ("dead", "mapped", "young")}
+    paths = {
+        name: tmp_path / f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_{name}_0" for name in ("dead", "mapped", "young")
+    }
     paths["other-user"] = tmp_path / f"deepspeed_allreduce_buffer_{uid + 1}_127.0.0.1_1_0"
     for p in paths.values():
         p.write_bytes(b"\0" * 4096)
@@ -64,6 +68,7 @@ def test_hosts_line_in_a_world_of_one(monkeypatch):
     import torch.distributed as dist
 
     from bertpt.distributed import hosts_line
+
     from tests.helpers import free_port
 
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")

@@ -33,7 +33,9 @@ def test_rank_0_prints_one_line(capsys):
 def test_another_rank_names_itself_so_an_error_only_it_hits_is_not_lost(monkeypatch, capsys):
     monkeypatch.setenv("RANK", "3")
     assert fail(BertptError("--data /x: no such directory"), capsys) == (
-        2, f"bertpt-x (rank 3 on {socket.gethostname()}): error: --data /x: no such directory\n")
+        2,
+        f"bertpt-x (rank 3 on {socket.gethostname()}): error: --data /x: no such directory\n",
+    )
 
 
 def test_rank_errors_print_at_once_on_every_rank(monkeypatch, capsys):

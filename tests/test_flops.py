@@ -37,8 +37,13 @@ def test_formula_matches_torchs_flop_counter_on_a_real_step():
     ids = torch.randint(5, 1000, (3, 16), generator=g)
     labels = torch.full_like(ids, -100)
     labels[:, 3], labels[0, 7], labels[2, 11] = ids[:, 3], ids[0, 7], ids[2, 11]
-    batch = dict(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=torch.ones_like(ids),
-                 labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))
+    batch = dict(
+        input_ids=ids,
+        token_type_ids=torch.zeros_like(ids),
+        attention_mask=torch.ones_like(ids),
+        labels=labels,
+        next_sentence_label=torch.tensor([0, 1, 0]),
+    )
     assert batch_stats(batch) == (48.0, 768.0, 3.0, 5.0)
     with FlopCounterMode(display=False) as counter:
         model(**batch).loss.backward()
@@ -51,11 +56,22 @@ def test_batch_stats_count_real_tokens_only():
     assert batch_stats({"attention_mask": mask, "labels": labels}) == (5.0, 13.0, 2.0, 1.0)
 
 
-@pytest.mark.parametrize("name,precision,peak", [
-    ("NVIDIA H100 80GB HBM3", "bf16", 989.5), ("NVIDIA H100 PCIe", "bf16", 756.5), ("NVIDIA H100 NVL", "fp16", 835.5),
-    ("NVIDIA H200", "bf16", 989.5), ("NVIDIA A100-SXM4-80GB", "bf16", 312.0), ("NVIDIA A10", "bf16", 125.0),
-    ("Tesla V100-SXM2-16GB", "fp16", 125.0), ("Tesla V100-PCIE-32GB", "bf16", None), ("NVIDIA L4", "fp32", 30.3),
-    ("AMD Instinct MI300X", "bf16", 1307.4), ("AMD Instinct MI250X", "fp16", 383.0), ("cpu", "bf16", None),
-])
+@pytest.mark.parametrize(
+    "name,precision,peak",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989.5),
+        ("NVIDIA H100 PCIe", "bf16", 756.5),
+        ("NVIDIA H100 NVL", "fp16", 835.5),
+        ("NVIDIA H200", "bf16", 989.5),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312.0),
+        ("NVIDIA A10", "bf16", 125.0),
+        ("Tesla V100-SXM2-16GB", "fp16", 125.0),
+        ("Tesla V100-PCIE-32GB", "bf16", None),
+        ("NVIDIA L4", "fp32", 30.3),
+        ("AMD Instinct MI300X", "bf16", 1307.4),
+        ("AMD Instinct MI250X", "fp16", 383.0),
+        ("cpu", "bf16", None),
+    ],
+)
 def test_peak_table(name, precision, peak):
     assert peak_tflops(name, precision) == peak

@@ -36,8 +36,9 @@ def test_release_0_1_meta_loads():
     assert meta.special_ids == SpecialIds(pad=0, unk=1, cls=2, sep=3, mask=4)
     # release 0.1 kept the rate and cap at the top level and masking = {static, whole_word}
     assert meta.masking == Masking(static=False, whole_word_mask=False, masked_lm_prob=0.15, max_predictions_per_seq=5)
-    assert meta.splits["train"] == SplitInfo(shards=["train-00000"], documents=54, sentences=1182, instances=1141,
-                                             tokens=36512, random_next_fraction=0.9649)
+    assert meta.splits["train"] == SplitInfo(
+        shards=["train-00000"], documents=54, sentences=1182, instances=1141, tokens=36512, random_next_fraction=0.9649
+    )
     assert meta.splits["val"].instances == 100
     assert meta.tokenizer_hash == "1b43fdbfb63418b2" and meta.tokenizer_path() == RELEASE_0_1 / "tokenizer"
     assert meta.read["documents"] == 60 and meta.settings["sentence_splitter"] == "lines"
@@ -45,8 +46,10 @@ def test_release_0_1_meta_loads():
 
 
 def test_round_trip_and_what_old_readers_need(tmp_path):
-    meta = replace(load_meta(RELEASE_0_1), masking=Masking(static=True, whole_word_mask=True, masked_lm_prob=0.2,
-                                                           max_predictions_per_seq=7))
+    meta = replace(
+        load_meta(RELEASE_0_1),
+        masking=Masking(static=True, whole_word_mask=True, masked_lm_prob=0.2, max_predictions_per_seq=7),
+    )
     write_meta(tmp_path, meta)
     again = load_meta(tmp_path)
     assert again == meta and again.directory == tmp_path
@@ -72,13 +75,16 @@ def test_unknown_keys_are_ignored_and_new_fields_default(tmp_path):
     assert (meta.tokenizer, meta.settings, meta.chunks, meta.read) == ("tokenizer", {}, 0, {})
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: d.pop("vocab_size"), "is incomplete (no 'vocab_size')"),
-    (lambda d: d["splits"].pop("train") and d.pop("splits"), "is incomplete (no 'splits')"),
-    (lambda d: d["special_ids"].pop("mask"), "is incomplete (no 'mask')"),
-    (lambda d: d.update(format=1), "prepared in data format 1, this bertpt reads format 2"),
-    (lambda d: d.update(max_seq_length="long"), "is damaged"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d.pop("vocab_size"), "is incomplete (no 'vocab_size')"),
+        (lambda d: d["splits"].pop("train") and d.pop("splits"), "is incomplete (no 'splits')"),
+        (lambda d: d["special_ids"].pop("mask"), "is incomplete (no 'mask')"),
+        (lambda d: d.update(format=1), "prepared in data format 1, this bertpt reads format 2"),
+        (lambda d: d.update(max_seq_length="long"), "is damaged"),
+    ],
+)
 def test_broken_meta_is_one_line(tmp_path, damage, message):
     d = json.loads((RELEASE_0_1 / META_FILE).read_text())
     damage(d)
@@ -110,14 +116,21 @@ def test_a_missing_shard_is_one_line(tmp_path):
 
 
 def test_meta_needs_its_directory_for_paths():
-    meta = Meta(vocab_size=10, special_ids=SpecialIds(0, 1, 2, 3, 4), max_seq_length=8, masking=Masking(),
-                splits={}, tokenizer_hash="h")
+    meta = Meta(
+        vocab_size=10,
+        special_ids=SpecialIds(0, 1, 2, 3, 4),
+        max_seq_length=8,
+        masking=Masking(),
+        splits={},
+        tokenizer_hash="h",
+    )
     with pytest.raises(ValueError, match="not read from a directory"):
         meta.tokenizer_path()
 
 
 # ---------------------------------------------------------------------------------------------
 # One owner
+
 
 def _sources():
     for path in sorted((REPO / "bertpt").rglob("*.py")):
@@ -140,35 +153,51 @@ def _meta_violations(name: str, tree) -> list[str]:
     found = []
     docstrings = _docstrings(tree)
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-                and (node.value == META_FILE or node.value.endswith("/" + META_FILE))):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and (node.value == META_FILE or node.value.endswith("/" + META_FILE))
+        ):
             found.append(f"{name}:{node.lineno}: the literal {node.value!r}")
-        target = (node.value if isinstance(node, ast.Subscript) else
-                  node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                  and node.func.attr == "get" else None)
+        target = (
+            node.value
+            if isinstance(node, ast.Subscript)
+            else node.func.value
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+            else None
+        )
         if target is not None:
-            called = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) \
+            called = (
+                target.id
+                if isinstance(target, ast.Name)
+                else target.attr
+                if isinstance(target, ast.Attribute)
                 else None
+            )
             if called == "meta":
                 found.append(f"{name}:{node.lineno}: meta[...] / meta.get(...)")
     return found
 
 
 def test_meta_json_is_parsed_in_format_py_only():
-    found = [v for name, tree in _sources() if name != "bertpt/data/format.py"
-             for v in _meta_violations(name, tree)]
+    found = [v for name, tree in _sources() if name != "bertpt/data/format.py" for v in _meta_violations(name, tree)]
     assert found == []
 
 
 def test_the_scan_finds_what_it_looks_for():
-    tree = ast.parse('"""meta.json in a docstring is fine."""\n'
-                     'import json\n'
-                     'm = json.loads((d / "meta.json").read_text())\n'
-                     'x = meta["vocab_size"]\n'
-                     'y = run.meta.get("splits")\n')
+    tree = ast.parse(
+        '"""meta.json in a docstring is fine."""\n'
+        "import json\n"
+        'm = json.loads((d / "meta.json").read_text())\n'
+        'x = meta["vocab_size"]\n'
+        'y = run.meta.get("splits")\n'
+    )
     assert sorted(v.split(": ", 1) for v in _meta_violations("t.py", tree)) == [
-        ["t.py:3", "the literal 'meta.json'"], ["t.py:4", "meta[...] / meta.get(...)"],
-        ["t.py:5", "meta[...] / meta.get(...)"]]
+        ["t.py:3", "the literal 'meta.json'"],
+        ["t.py:4", "meta[...] / meta.get(...)"],
+        ["t.py:5", "meta[...] / meta.get(...)"],
+    ]
 
 
 def test_readers_do_not_import_the_writer():

@@ -25,6 +25,7 @@ MASKED_LM_PROB, MAX_PREDICTIONS = 0.15, 20
 # ---------------------------------------------------------------------------------------------
 # Fixtures: the corpus tokenized once, as ids (bertpt) and as strings (the reference)
 
+
 @pytest.fixture(scope="session")
 def tok(documents):
     return train_tokenizer((" ".join(d) for d in documents), vocab_size=2000)
@@ -58,13 +59,32 @@ def is_continuation(tok):
     return np.array(continuation_table(tok), dtype=bool)
 
 
-def run_bertpt(tok, id_docs, vocab_words, seed, max_seq_length, dupe_factor, short_seq_prob=0.1,
-               static=False, whole_word=False, is_continuation=None):
+def run_bertpt(
+    tok,
+    id_docs,
+    vocab_words,
+    seed,
+    max_seq_length,
+    dupe_factor,
+    short_seq_prob=0.1,
+    static=False,
+    whole_word=False,
+    is_continuation=None,
+):
     """bertpt's instances with the tokens mapped back to strings."""
-    out = google_instances(id_docs, max_seq_length, short_seq_prob, dupe_factor, random.Random(seed),
-                           special_ids(tok), vocab_size=len(vocab_words), masked_lm_prob=MASKED_LM_PROB,
-                           max_predictions=MAX_PREDICTIONS,
-                           is_continuation=is_continuation if whole_word else None, static_masking=static)
+    out = google_instances(
+        id_docs,
+        max_seq_length,
+        short_seq_prob,
+        dupe_factor,
+        random.Random(seed),
+        special_ids(tok),
+        vocab_size=len(vocab_words),
+        masked_lm_prob=MASKED_LM_PROB,
+        max_predictions=MAX_PREDICTIONS,
+        is_continuation=is_continuation if whole_word else None,
+        static_masking=static,
+    )
     for x in out:
         x["tokens"] = [vocab_words[t] for t in x["tokens"]]
         if static:
@@ -72,11 +92,21 @@ def run_bertpt(tok, id_docs, vocab_words, seed, max_seq_length, dupe_factor, sho
     return out
 
 
-def run_reference(str_docs, vocab_words, seed, max_seq_length, dupe_factor, short_seq_prob=0.1,
-                  static=False, whole_word=False):
-    return ref.create_training_instances(str_docs, vocab_words, max_seq_length, dupe_factor, short_seq_prob,
-                                         MASKED_LM_PROB, MAX_PREDICTIONS, random.Random(seed),
-                                         do_whole_word_mask=whole_word, do_masking=static)
+def run_reference(
+    str_docs, vocab_words, seed, max_seq_length, dupe_factor, short_seq_prob=0.1, static=False, whole_word=False
+):
+    return ref.create_training_instances(
+        str_docs,
+        vocab_words,
+        max_seq_length,
+        dupe_factor,
+        short_seq_prob,
+        MASKED_LM_PROB,
+        MAX_PREDICTIONS,
+        random.Random(seed),
+        do_whole_word_mask=whole_word,
+        do_masking=static,
+    )
 
 
 def as_rows(instances, static):
@@ -105,6 +135,7 @@ def assert_same(ours, theirs, static):
 # ---------------------------------------------------------------------------------------------
 # Exact equality with Google's algorithm
 
+
 @pytest.mark.parametrize("max_seq_length", [128, 64])
 @pytest.mark.parametrize("seed", [0, 1, 12345])
 def test_dynamic_mode_equals_google(tok, corpus, vocab_words, seed, max_seq_length):
@@ -120,10 +151,20 @@ def test_dynamic_mode_equals_google(tok, corpus, vocab_words, seed, max_seq_leng
 @pytest.mark.parametrize("max_seq_length,seed", [(128, 3), (128, 12345), (64, 5)])
 def test_static_mode_equals_google(tok, corpus, vocab_words, is_continuation, whole_word, max_seq_length, seed):
     id_docs, str_docs = corpus
-    ours = run_bertpt(tok, id_docs, vocab_words, seed, max_seq_length, dupe_factor=2, static=True,
-                      whole_word=whole_word, is_continuation=is_continuation)
-    theirs = run_reference(str_docs, vocab_words, seed, max_seq_length, dupe_factor=2, static=True,
-                           whole_word=whole_word)
+    ours = run_bertpt(
+        tok,
+        id_docs,
+        vocab_words,
+        seed,
+        max_seq_length,
+        dupe_factor=2,
+        static=True,
+        whole_word=whole_word,
+        is_continuation=is_continuation,
+    )
+    theirs = run_reference(
+        str_docs, vocab_words, seed, max_seq_length, dupe_factor=2, static=True, whole_word=whole_word
+    )
     assert len(theirs) > 1000
     assert_same(ours, theirs, static=True)
     # The comparison covered all three kinds of replacement, and (whole word) multi-piece words.
@@ -135,21 +176,42 @@ def test_static_mode_equals_google(tok, corpus, vocab_words, is_continuation, wh
         assert sum(lab.startswith("##") for _, lab in shown) > 100
 
 
-@pytest.mark.parametrize("n_docs,max_seq_length,short_seq_prob,seed", [
-    (1, 64, 0.1, 0),     # one document: the random "other" document is the same one after 10 tries
-    (2, 32, 0.5, 1),     # two documents: the 10 tries often still pick the same one
-    (3, 16, 1.0, 2),     # tiny targets (2 .. 13 tokens): heavy truncation, negative target_b_length
-    (20, 8, 0.0, 3),     # max_num_tokens 5: one-token A or B
-])
+@pytest.mark.parametrize(
+    "n_docs,max_seq_length,short_seq_prob,seed",
+    [
+        (1, 64, 0.1, 0),  # one document: the random "other" document is the same one after 10 tries
+        (2, 32, 0.5, 1),  # two documents: the 10 tries often still pick the same one
+        (3, 16, 1.0, 2),  # tiny targets (2 .. 13 tokens): heavy truncation, negative target_b_length
+        (20, 8, 0.0, 3),  # max_num_tokens 5: one-token A or B
+    ],
+)
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
-def test_edge_cases_equal_google(tok, corpus, vocab_words, is_continuation, n_docs, max_seq_length,
-                                 short_seq_prob, seed, static):
+def test_edge_cases_equal_google(
+    tok, corpus, vocab_words, is_continuation, n_docs, max_seq_length, short_seq_prob, seed, static
+):
     id_docs, str_docs = corpus
-    ours = run_bertpt(tok, id_docs[:n_docs], vocab_words, seed, max_seq_length, dupe_factor=3,
-                      short_seq_prob=short_seq_prob, static=static, whole_word=static,
-                      is_continuation=is_continuation)
-    theirs = run_reference(str_docs[:n_docs], vocab_words, seed, max_seq_length, dupe_factor=3,
-                           short_seq_prob=short_seq_prob, static=static, whole_word=static)
+    ours = run_bertpt(
+        tok,
+        id_docs[:n_docs],
+        vocab_words,
+        seed,
+        max_seq_length,
+        dupe_factor=3,
+        short_seq_prob=short_seq_prob,
+        static=static,
+        whole_word=static,
+        is_continuation=is_continuation,
+    )
+    theirs = run_reference(
+        str_docs[:n_docs],
+        vocab_words,
+        seed,
+        max_seq_length,
+        dupe_factor=3,
+        short_seq_prob=short_seq_prob,
+        static=static,
+        whole_word=static,
+    )
     assert len(theirs) > 8
     assert_same(ours, theirs, static=static)
 
@@ -176,8 +238,12 @@ def test_truncate_seq_pair_equals_google():
         rng_ref, rng_ours = random.Random(seed), random.Random(seed)
         ref.truncate_seq_pair(a, b, max_num_tokens, rng_ref)
         a_start, a_end, b_start, b_end = truncate_seq_pair(0, la, 1000, 1000 + lb, max_num_tokens, rng_ours)
-        assert ([f"a{i}" for i in range(a_start, a_end)], [f"b{i - 1000}" for i in range(b_start, b_end)]) == (a, b), \
-            (la, lb, max_num_tokens, seed)
+        assert ([f"a{i}" for i in range(a_start, a_end)], [f"b{i - 1000}" for i in range(b_start, b_end)]) == (a, b), (
+            la,
+            lb,
+            max_num_tokens,
+            seed,
+        )
         assert rng_ours.random() == rng_ref.random()  # the same number of draws
 
 
@@ -195,20 +261,28 @@ def stat_runs(tok, corpus, vocab_words, is_continuation):
     runs = {}
     for mode in ("dynamic", "static", "whole_word"):
         static, ww = mode != "dynamic", mode == "whole_word"
-        ours = run_bertpt(tok, id_docs, vocab_words, STAT_SEED, STAT_LEN, STAT_DUPE, static=static,
-                          whole_word=ww, is_continuation=is_continuation)
+        ours = run_bertpt(
+            tok,
+            id_docs,
+            vocab_words,
+            STAT_SEED,
+            STAT_LEN,
+            STAT_DUPE,
+            static=static,
+            whole_word=ww,
+            is_continuation=is_continuation,
+        )
         targets = []
         per_document = ref.create_instances_from_document
 
-        def recording(*args, **kwargs):
-            out = per_document(*args, **kwargs)
-            targets.append(out[0].target_seq_length)  # a non-empty document always yields an instance
+        def recording(*args, **kwargs):  # called only within this iteration, so the loop's variables are right
+            out = per_document(*args, **kwargs)  # noqa: B023
+            targets.append(out[0].target_seq_length)  # noqa: B023 -- a non-empty document always yields an instance
             return out
 
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(ref, "create_instances_from_document", recording)
-            theirs = run_reference(str_docs, vocab_words, STAT_SEED, STAT_LEN, STAT_DUPE, static=static,
-                                   whole_word=ww)
+            theirs = run_reference(str_docs, vocab_words, STAT_SEED, STAT_LEN, STAT_DUPE, static=static, whole_word=ww)
         assert len(targets) == len(str_docs) * STAT_DUPE
         runs[mode] = (ours, theirs, targets)
     return runs

@@ -46,7 +46,6 @@ def test_masked_count_follows_googles_rule():
     assert (labels != -100).sum() == 19
 
 
-
 def test_masking_split_and_specials_over_many_instances(tiny_data):
     meta = load_meta(tiny_data)
     data = PretrainingData(meta, "train")
@@ -72,7 +71,6 @@ def test_masking_split_and_specials_over_many_instances(tiny_data):
     assert abs(n_random / total - 0.1) < 0.02
 
 
-
 def test_masks_are_a_function_of_seed_stream_and_position():
     tokens = instance(np.random.default_rng(1), 64, 30)
     a = MaskingCollator(MASKING, SPECIAL, 1000, seed=5).mask(tokens, 11)
@@ -81,7 +79,6 @@ def test_masks_are_a_function_of_seed_stream_and_position():
     d = MaskingCollator(MASKING, SPECIAL, 1000, seed=5, stream=EVAL_STREAM).mask(tokens, 11)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[1], c[1]) and not np.array_equal(a[1], d[1])
-
 
 
 def test_whole_word_masking_masks_whole_words_within_the_count():
@@ -109,7 +106,6 @@ def test_whole_word_masking_masks_whole_words_within_the_count():
     assert masked_total > 300 * (15 - 3)  # the greedy fill gets close to k (= 15 here)
 
 
-
 def test_static_masks_come_from_the_data():
     masking = replace(MASKING, static=True)
     tokens = np.array([2, 10, 4, 12, 3, 14, 4, 3])  # already masked at prepare time: [MASK] at 2 and 6
@@ -123,6 +119,7 @@ def test_static_masks_come_from_the_data():
 
 # ---------------------------------------------------------------------------------------------
 # Training-time knobs
+
 
 def test_a_higher_rate_masks_its_share_of_every_full_sequence(data_128):
     """--masked_lm_prob 0.3 on data prepared at 0.15 (cap 20): every full 128-token instance gets
@@ -162,14 +159,18 @@ def test_the_cap_follows_the_rate_unless_given():
         cfg = PrepareConfig(output_dir="x", masked_lm_prob=0.2, max_seq_length=length)
         assert cfg.resolved_max_predictions() == max_predictions_for(0.2, length) == -(-20 * length // 100)
     assert describe_changes(data, resolve_masking(data, 128, masked_lm_prob=0.3)) == (
-        "masked_lm_prob 0.15 -> 0.3, max_predictions_per_seq 20 -> 39")
+        "masked_lm_prob 0.15 -> 0.3, max_predictions_per_seq 20 -> 39"
+    )
 
 
-@pytest.mark.parametrize("knobs, flags", [
-    ({"masked_lm_prob": 0.3}, "--masked_lm_prob"),
-    ({"whole_word_mask": False}, "--whole_word_mask"),
-    ({"max_predictions_per_seq": 20, "masked_lm_prob": 0.15}, "--masked_lm_prob, --max_predictions_per_seq"),
-])
+@pytest.mark.parametrize(
+    "knobs, flags",
+    [
+        ({"masked_lm_prob": 0.3}, "--masked_lm_prob"),
+        ({"whole_word_mask": False}, "--whole_word_mask"),
+        ({"max_predictions_per_seq": 20, "masked_lm_prob": 0.15}, "--masked_lm_prob, --max_predictions_per_seq"),
+    ],
+)
 def test_statically_masked_data_refuses_the_knobs(knobs, flags):
     static = Masking(static=True, whole_word_mask=True, masked_lm_prob=0.15, max_predictions_per_seq=20)
     assert resolve_masking(static, 128) is static
@@ -180,9 +181,11 @@ def test_statically_masked_data_refuses_the_knobs(knobs, flags):
 
 
 def test_knob_values_are_checked():
-    for bad, message in (({"masked_lm_prob": 1.0}, "--masked_lm_prob must be in (0, 1)"),
-                         ({"masked_lm_prob": 0.0}, "--masked_lm_prob must be in (0, 1)"),
-                         ({"max_predictions_per_seq": 0}, "--max_predictions_per_seq must be at least 1")):
+    for bad, message in (
+        ({"masked_lm_prob": 1.0}, "--masked_lm_prob must be in (0, 1)"),
+        ({"masked_lm_prob": 0.0}, "--masked_lm_prob must be in (0, 1)"),
+        ({"max_predictions_per_seq": 0}, "--max_predictions_per_seq must be at least 1"),
+    ):
         with pytest.raises(BertptError, match=message.replace("(", r"\(").replace(")", r"\)")):
             PretrainConfig(**bad).validate()
     PretrainConfig(masked_lm_prob=0.3, max_predictions_per_seq=40, whole_word_mask=True).validate()

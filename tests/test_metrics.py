@@ -20,9 +20,17 @@ def world_of_one(tmp_path):
 
 
 def output(loss, mlm, nsp, mlm_correct, mlm_count, nsp_correct):
-    t = lambda x: torch.tensor(float(x))
-    return PretrainingOutput(loss=t(loss), mlm_loss=t(mlm), nsp_loss=t(nsp), mlm_correct=t(mlm_correct),
-                             mlm_count=t(mlm_count), nsp_correct=t(nsp_correct))
+    def t(x):
+        return torch.tensor(float(x))
+
+    return PretrainingOutput(
+        loss=t(loss),
+        mlm_loss=t(mlm),
+        nsp_loss=t(nsp),
+        mlm_correct=t(mlm_correct),
+        mlm_count=t(mlm_count),
+        nsp_correct=t(nsp_correct),
+    )
 
 
 def test_sums_average_over_micro_steps(world_of_one):
@@ -41,8 +49,21 @@ def test_sums_average_over_micro_steps(world_of_one):
 
 def test_reporter_writes_jsonl_and_tensorboard(tmp_path):
     rep = Reporter(0, tmp_path, start_step=0, max_steps=10)
-    m = rep.train(5, {"loss": 1.0, "mlm_loss": 0.7, "nsp_loss": 0.3, "mlm_acc": 0.5, "nsp_acc": 0.6,
-                      "tokens": 1000.0, "sequences": 10.0}, lr=1e-4, grad_norm=torch.tensor(2.0), loss_scale=None)
+    m = rep.train(
+        5,
+        {
+            "loss": 1.0,
+            "mlm_loss": 0.7,
+            "nsp_loss": 0.3,
+            "mlm_acc": 0.5,
+            "nsp_acc": 0.6,
+            "tokens": 1000.0,
+            "sequences": 10.0,
+        },
+        lr=1e-4,
+        grad_norm=torch.tensor(2.0),
+        loss_scale=None,
+    )
     assert m["grad_norm"] == 2.0 and m["tokens_per_s"] > 0
     rep.eval(5, {"loss": 1.1, "mlm_loss": 0.8, "nsp_loss": 0.3, "mlm_acc": 0.4, "nsp_acc": 0.5})
     rep.close()
@@ -61,14 +82,24 @@ def test_reporter_shows_tflops_and_mfu(tmp_path):
 
     rep = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops, peak_tflops=100.0, world=2)
     rep.last_time -= 2.0  # 2 s of training since the reporter started
-    sums = {"loss": 1.0, "mlm_loss": 0.7, "nsp_loss": 0.3, "mlm_acc": 0.5, "nsp_acc": 0.6, "tokens": 1000.0,
-            "tokens_sq": 90000.0, "sequences": 10.0, "predictions": 150.0}
+    sums = {
+        "loss": 1.0,
+        "mlm_loss": 0.7,
+        "nsp_loss": 0.3,
+        "mlm_acc": 0.5,
+        "nsp_acc": 0.6,
+        "tokens": 1000.0,
+        "tokens_sq": 90000.0,
+        "sequences": 10.0,
+        "predictions": 150.0,
+    }
     m = rep.train(5, sums, lr=1e-4, grad_norm=None, loss_scale=None)
     rep.close()
     assert calls == [(1000.0, 90000.0, 10.0, 150.0)]
     assert m["tflops"] == pytest.approx(1.0, rel=0.01)  # 4e12 FLOPs / 2 s / 2 devices
     assert m["mfu"] == pytest.approx(0.01, rel=0.01) and m["seq_per_s"] == pytest.approx(5.0, rel=0.01)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     tags = EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["scalars"]
     assert {"train/tokens_per_s", "train/seq_per_s", "train/tflops", "train/mfu"} <= set(tags)
     assert "train/tokens_sq" not in tags

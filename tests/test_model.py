@@ -26,7 +26,7 @@ def batch(vocab=500, B=4, L=24, seed=0):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (B, L), generator=g)
     tt = torch.zeros_like(ids)
-    tt[:, L // 2:] = 1
+    tt[:, L // 2 :] = 1
     am = torch.ones_like(ids)
     am[1, 20:] = 0
     am[3, 9:] = 0
@@ -35,8 +35,13 @@ def batch(vocab=500, B=4, L=24, seed=0):
     pick &= am.bool()
     pick[:, 0] = True
     labels[pick] = ids[pick]
-    return dict(input_ids=ids, token_type_ids=tt, attention_mask=am, labels=labels,
-                next_sentence_label=torch.tensor([0, 1, 1, 0]))
+    return dict(
+        input_ids=ids,
+        token_type_ids=tt,
+        attention_mask=am,
+        labels=labels,
+        next_sentence_label=torch.tensor([0, 1, 1, 0]),
+    )
 
 
 def test_state_dict_loads_into_transformers_and_logits_match():
@@ -144,17 +149,31 @@ def test_cpu_dropout_rate_scale_and_seeding():
 
 def test_presets_have_googles_shapes():
     sizes = {name: num_parameters(BertForPreTraining(bert_config(name, 30522))) for name in ("bert-tiny", "bert-mini")}
-    assert sizes["bert-tiny"] == pytest.approx(4.4e6, rel=0.05)   # Google's BERT-Tiny: 4.4M
+    assert sizes["bert-tiny"] == pytest.approx(4.4e6, rel=0.05)  # Google's BERT-Tiny: 4.4M
     assert sizes["bert-mini"] == pytest.approx(11.3e6, rel=0.05)  # BERT-Mini: 11.3M
     base = bert_config("bert-base", 30522)
-    assert (base.num_hidden_layers, base.hidden_size, base.num_attention_heads, base.intermediate_size) == (12, 768, 12, 3072)
+    assert (base.num_hidden_layers, base.hidden_size, base.num_attention_heads, base.intermediate_size) == (
+        12,
+        768,
+        12,
+        3072,
+    )
     assert set(PRESETS) == {"bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base", "bert-large"}
 
 
 def test_config_json_and_its_errors(tmp_path):
     good = tmp_path / "c.json"
-    good.write_text(json.dumps({"vocab_size": 700, "hidden_size": 64, "num_hidden_layers": 1,
-                                "num_attention_heads": 2, "intermediate_size": 128}))
+    good.write_text(
+        json.dumps(
+            {
+                "vocab_size": 700,
+                "hidden_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 128,
+            }
+        )
+    )
     assert bert_config(str(good), 700).hidden_size == 64
     with pytest.raises(BertptError, match="vocab_size 700 but the data's tokenizer has 800"):
         bert_config(str(good), 800)

@@ -28,7 +28,7 @@ def kernel_reference(p, grads, lr, b1, b2, eps, wd, max_coeff, min_coeff):
         coeff = 1.0
         if w_norm != 0 and u_norm != 0:
             coeff = min(max(w_norm / u_norm, min_coeff), max_coeff)
-        step_size = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        step_size = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         p = [pj - step_size * coeff * uj for pj, uj in zip(p, u)]
     return p
 
@@ -36,13 +36,20 @@ def kernel_reference(p, grads, lr, b1, b2, eps, wd, max_coeff, min_coeff):
 @pytest.mark.parametrize("wd, scale", [(0.0, 1.0), (0.01, 1.0), (0.01, 1e-4), (0.1, 30.0)])
 def test_lamb_matches_the_kernel_arithmetic(wd, scale):
     g = torch.Generator().manual_seed(0)
-    p0 = (torch.randn(37, generator=g, dtype=torch.float64) * scale)
+    p0 = torch.randn(37, generator=g, dtype=torch.float64) * scale
     grads = [torch.randn(37, generator=g, dtype=torch.float64) for _ in range(5)]
     hp = dict(lr=2e-3, b1=0.9, b2=0.999, eps=1e-6, wd=wd, max_coeff=10.0, min_coeff=0.01)
     expected = kernel_reference(p0.tolist(), [x.tolist() for x in grads], **hp)
     p = torch.nn.Parameter(p0.clone())
-    opt = Lamb([p], lr=hp["lr"], betas=(hp["b1"], hp["b2"]), eps=hp["eps"], weight_decay=wd,
-               max_coeff=hp["max_coeff"], min_coeff=hp["min_coeff"])
+    opt = Lamb(
+        [p],
+        lr=hp["lr"],
+        betas=(hp["b1"], hp["b2"]),
+        eps=hp["eps"],
+        weight_decay=wd,
+        max_coeff=hp["max_coeff"],
+        min_coeff=hp["min_coeff"],
+    )
     for grad in grads:
         p.grad = grad.clone()
         opt.step()
@@ -55,7 +62,10 @@ def test_trust_ratio_is_per_parameter_tensor():
     opt = Lamb([small, big], lr=0.01)
     small.grad, big.grad = torch.ones(10), torch.ones(10)
     opt.step()
-    rel = lambda p, x0: float((x0 - p.detach()).abs().mean() / x0)
+
+    def rel(p, x0):
+        return float((x0 - p.detach()).abs().mean() / x0)
+
     assert rel(small, 0.1) == pytest.approx(rel(big, 10.0), rel=1e-4)  # both move by lr x |p| (unclamped)
 
 

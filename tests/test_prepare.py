@@ -24,14 +24,16 @@ from bertpt.errors import BertptError
 
 
 def run_prepare(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bertpt.data.prepare", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bertpt.data.prepare", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def output_files(out: Path) -> dict[str, bytes]:
     """Everything that must be identical between equivalent runs: shards and per-chunk counts."""
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())
-            if p.name.endswith(".npy") or p.name.startswith("chunk-")}
+    return {
+        p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name.endswith(".npy") or p.name.startswith("chunk-")
+    }
 
 
 def test_meta_matches_shards(tiny_data):
@@ -63,20 +65,33 @@ def test_validation_documents_are_held_out(tmp_path, documents):
         kept = []
         for s in doc:
             w = s.split()
-            shingles = {tuple(w[i:i + 5]) for i in range(max(1, len(w) - 4))}
+            shingles = {tuple(w[i : i + 5]) for i in range(max(1, len(w) - 4))}
             if not shingles & seen:
                 seen |= shingles
                 kept.append(s)
         if len(kept) >= 2:
             unique_docs.append(kept)
     out = tmp_path / "split"
-    meta = prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=64, val_fraction=0.1,
-                                 sentence_splitter="lines", num_workers=0),
-                   documents=lambda: ("\n".join(d) for d in unique_docs), progress=False)
+    meta = prepare(
+        PrepareConfig(
+            output_dir=str(out),
+            vocab_size=1000,
+            max_seq_length=64,
+            val_fraction=0.1,
+            sentence_splitter="lines",
+            num_workers=0,
+        ),
+        documents=lambda: ("\n".join(d) for d in unique_docs),
+        progress=False,
+    )
     assert meta.splits["val"].documents == round(0.1 * len(unique_docs))
     assert meta.splits["train"].documents + meta.splits["val"].documents == len(unique_docs)
     train, val = PretrainingData(out, "train"), PretrainingData(out, "val")
-    segments = lambda data, i: (tuple(data[(i, i)][1][1:data[(i, i)][2] - 1]), tuple(data[(i, i)][1][data[(i, i)][2]:-1]))
+
+    def segments(data, i):  # (A, B) of instance i, without [CLS]/[SEP]
+        sample = data[(i, i)]
+        return tuple(sample.tokens[1 : sample.a_len - 1]), tuple(sample.tokens[sample.a_len : -1])
+
     train_text = {seg for i in range(len(train)) for seg in segments(train, i) if len(seg) >= 12}
     val_text = [seg for i in range(len(val)) for seg in segments(val, i) if len(seg) >= 12]
     assert len(val_text) > 100
@@ -88,9 +103,18 @@ def test_one_or_two_workers_write_identical_bytes(tmp_path, corpus_dir, tiny_dat
     runs = {}
     for workers in (0, 1, 2):
         out = tmp_path / f"w{workers}"
-        prepare(PrepareConfig(output_dir=str(out), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=32,
-                              chunk_mb=0.05, num_workers=workers, dupe_factor=2),
-                source=Source(inputs=[str(corpus_dir)]), progress=False)
+        prepare(
+            PrepareConfig(
+                output_dir=str(out),
+                tokenizer=str(tiny_data / "tokenizer"),
+                max_seq_length=32,
+                chunk_mb=0.05,
+                num_workers=workers,
+                dupe_factor=2,
+            ),
+            source=Source(inputs=[str(corpus_dir)]),
+            progress=False,
+        )
         runs[workers] = output_files(out)
     assert len([f for f in runs[1] if f.startswith("chunk-")]) >= 8
     assert runs[1] == runs[2]
@@ -113,8 +137,12 @@ def test_sigkill_then_rerun_keeps_finished_chunks_and_equals_an_uninterrupted_ru
     assert n_chunks >= 40
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "bertpt.data.prepare", corpus, "--output_dir", out, *map(str, flags)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bertpt.data.prepare", corpus, "--output_dir", out, *map(str, flags)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while len(list(out.glob("chunk-*.json"))) < 5 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -143,8 +171,12 @@ def test_slices_then_merge_equal_one_run(tmp_path, corpus_dir, tiny_data):
     single = prepare(PrepareConfig(output_dir=str(tmp_path / "one"), **common), source=source, progress=False)
     sliced = tmp_path / "sliced"
     for i in range(3):
-        assert prepare(PrepareConfig(output_dir=str(sliced), num_slices=3, slice=i, **common),
-                       source=source, progress=False) is None
+        assert (
+            prepare(
+                PrepareConfig(output_dir=str(sliced), num_slices=3, slice=i, **common), source=source, progress=False
+            )
+            is None
+        )
         assert not (sliced / "meta.json").exists()
     with pytest.raises(BertptError, match="slices"):  # a 4th slice count never finished
         bad = tmp_path / "bad"
@@ -181,12 +213,23 @@ def test_compressed_and_jsonl_inputs_with_skips(tmp_path, documents):
     src.mkdir()
     docs = ["\n".join(d) for d in documents[:60]]
     (src / "a.txt.gz").write_bytes(gzip.compress("\n\n".join(docs[:20]).encode()))
-    (src / "b.jsonl.xz").write_bytes(lzma.compress("".join(json.dumps({"body": d}) + "\n" for d in docs[20:40]).encode()))
+    (src / "b.jsonl.xz").write_bytes(
+        lzma.compress("".join(json.dumps({"body": d}) + "\n" for d in docs[20:40]).encode())
+    )
     (src / "c.txt").write_bytes(("\n\n".join(docs[40:])).encode() + b"\n\nBad \xff byte here.\nStill bad.\n")
     (src / "d.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     (src / "e.txt").write_text("")
-    proc = run_prepare(src, "--output_dir", tmp_path / "out", "--text_field", "body", "--vocab_size", "500",
-                       "--sentence_splitter", "lines")
+    proc = run_prepare(
+        src,
+        "--output_dir",
+        tmp_path / "out",
+        "--text_field",
+        "body",
+        "--vocab_size",
+        "500",
+        "--sentence_splitter",
+        "lines",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: skipped 1 document that is not valid UTF-8" in proc.stderr
     assert "binary" in proc.stderr and "d.bin" in proc.stderr
@@ -200,20 +243,27 @@ def test_one_sentence_documents_still_give_random_next_instances(tmp_path, docum
     sentences = [s for d in documents[:40] for s in d][:300]
     path = tmp_path / "one-sentence-docs.txt"
     path.write_text("\n\n".join(sentences) + "\n")
-    meta = prepare(PrepareConfig(output_dir=str(tmp_path / "out"), vocab_size=500, num_workers=0,
-                                 sentence_splitter="lines", val_fraction=0.0),
-                   source=Source(inputs=[str(path)]), progress=False)
+    meta = prepare(
+        PrepareConfig(
+            output_dir=str(tmp_path / "out"), vocab_size=500, num_workers=0, sentence_splitter="lines", val_fraction=0.0
+        ),
+        source=Source(inputs=[str(path)]),
+        progress=False,
+    )
     assert meta.splits["train"].documents == 300
     assert meta.splits["train"].instances >= 300
     assert meta.splits["train"].random_next_fraction == 1.0  # a single segment can only have a random B
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "no such file or directory"),
-    ("empty", "holds no text"),
-    ("no-specials", "lacks the special tokens [CLS] [SEP] [MASK]"),
-    ("unwritable", "--output_dir"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "no such file or directory"),
+        ("empty", "holds no text"),
+        ("no-specials", "lacks the special tokens [CLS] [SEP] [MASK]"),
+        ("unwritable", "--output_dir"),
+    ],
+)
 def test_bad_input_is_one_clear_line(tmp_path, case, expected):
     src = tmp_path / "in"
     src.mkdir()
@@ -239,18 +289,29 @@ def test_bad_input_is_one_clear_line(tmp_path, case, expected):
 
 def test_vocab_file_reused_and_tokenizer_only(tmp_path, corpus_dir, tiny_data):
     out = tmp_path / "reuse"
-    meta = prepare(PrepareConfig(output_dir=str(out), tokenizer=str(tiny_data / "tokenizer" / "vocab.txt"),
-                                 max_seq_length=32, num_workers=0), source=Source(inputs=[str(corpus_dir)]),
-                   progress=False)
+    meta = prepare(
+        PrepareConfig(
+            output_dir=str(out), tokenizer=str(tiny_data / "tokenizer" / "vocab.txt"), max_seq_length=32, num_workers=0
+        ),
+        source=Source(inputs=[str(corpus_dir)]),
+        progress=False,
+    )
     assert meta.tokenizer_hash == json.loads((tiny_data / "meta.json").read_text())["tokenizer_hash"]
     # --tokenizer_only, then the real run using that tokenizer in the same directory
     shared = tmp_path / "shared"
     source = Source(inputs=[str(corpus_dir)])
-    assert prepare(PrepareConfig(output_dir=str(shared), vocab_size=700, tokenizer_only=True), source=source,
-                   progress=False) is None
+    assert (
+        prepare(
+            PrepareConfig(output_dir=str(shared), vocab_size=700, tokenizer_only=True), source=source, progress=False
+        )
+        is None
+    )
     assert sorted(p.name for p in shared.iterdir()) == ["tokenizer"]
-    meta = prepare(PrepareConfig(output_dir=str(shared), tokenizer=str(shared / "tokenizer"), num_workers=0),
-                   source=source, progress=False)
+    meta = prepare(
+        PrepareConfig(output_dir=str(shared), tokenizer=str(shared / "tokenizer"), num_workers=0),
+        source=source,
+        progress=False,
+    )
     assert meta.vocab_size == 700
 
 
@@ -259,21 +320,40 @@ def test_cased_and_accents(tmp_path):
     path.write_text("Café Zürich Straße.\nThe Café is open.\n\nAnother Document here.\nWith Two lines.\n" * 20)
     for cased, strip, expect in ((False, None, "cafe"), (True, None, "Café"), (False, False, "café")):
         out = tmp_path / f"o-{cased}-{strip}"
-        prepare(PrepareConfig(output_dir=str(out), vocab_size=120, min_frequency=1, cased=cased,
-                              strip_accents=strip, num_workers=0, val_fraction=0),
-                source=Source(inputs=[str(path)]), progress=False)
+        prepare(
+            PrepareConfig(
+                output_dir=str(out),
+                vocab_size=120,
+                min_frequency=1,
+                cased=cased,
+                strip_accents=strip,
+                num_workers=0,
+                val_fraction=0,
+            ),
+            source=Source(inputs=[str(path)]),
+            progress=False,
+        )
         tok = BertTokenizerFast.from_pretrained(str(out / "tokenizer"))
         assert tok.backend_tokenizer.normalizer.normalize_str("Café") == expect
 
 
 def test_min_doc_tokens_drops_short_documents(tmp_path, tiny_data):
     path = tmp_path / "docs.txt"
-    short = "Tiny doc.\nTwo lines."                       # ~6 tokens
+    short = "Tiny doc.\nTwo lines."  # ~6 tokens
     long = "\n".join(["This document is long enough to be kept by the filter, with many words."] * 4)
     path.write_text("\n\n".join([short, long, short, long, long]) + "\n")
-    meta = prepare(PrepareConfig(output_dir=str(tmp_path / "out"), tokenizer=str(tiny_data / "tokenizer"),
-                                 min_doc_tokens=20, num_workers=0, val_fraction=0.0, sentence_splitter="lines"),
-                   source=Source(inputs=[str(path)]), progress=False)
+    meta = prepare(
+        PrepareConfig(
+            output_dir=str(tmp_path / "out"),
+            tokenizer=str(tiny_data / "tokenizer"),
+            min_doc_tokens=20,
+            num_workers=0,
+            val_fraction=0.0,
+            sentence_splitter="lines",
+        ),
+        source=Source(inputs=[str(path)]),
+        progress=False,
+    )
     assert meta.read["documents"] == 5 and meta.read["short_documents"] == 2
     assert meta.splits["train"].documents == 3
 
@@ -288,9 +368,26 @@ def test_hf_dataset_streaming_from_a_local_directory_via_the_cli(tmp_path, docum
     for streaming in ("false", "true"):
         out = tmp_path / f"out-{streaming}"
         proc = subprocess.run(
-            [sys.executable, "-m", "bertpt.data.prepare", "--hf_dataset", str(src), "--hf_streaming", streaming,
-             "--text_field", "content", "--tokenizer", str(tiny_data / "tokenizer"), "--output_dir", str(out)],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")})
+            [
+                sys.executable,
+                "-m",
+                "bertpt.data.prepare",
+                "--hf_dataset",
+                str(src),
+                "--hf_streaming",
+                streaming,
+                "--text_field",
+                "content",
+                "--tokenizer",
+                str(tiny_data / "tokenizer"),
+                "--output_dir",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")},
+        )
         assert proc.returncode == 0, proc.stderr
         outs[streaming] = output_files(out)
         meta = json.loads((out / "meta.json").read_text())

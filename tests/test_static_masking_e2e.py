@@ -42,11 +42,23 @@ def prepared(tmp_path_factory, documents):
     tok = train_tokenizer((" ".join(doc) for doc in documents), vocab_size=2000)
     save_tokenizer(tok, d / "vocab")
     out = d / "out"
-    meta = prepare(PrepareConfig(output_dir=str(out), tokenizer=str(d / "vocab"), max_seq_length=MAX_LEN,
-                                 dupe_factor=DUPE, val_fraction=0.0, sentence_splitter="lines",
-                                 static_masking=True, whole_word_mask=True, chunk_mb=1000, num_workers=0,
-                                 seed=SEED),
-                   source=Source(inputs=[str(text)]), progress=False)
+    meta = prepare(
+        PrepareConfig(
+            output_dir=str(out),
+            tokenizer=str(d / "vocab"),
+            max_seq_length=MAX_LEN,
+            dupe_factor=DUPE,
+            val_fraction=0.0,
+            sentence_splitter="lines",
+            static_masking=True,
+            whole_word_mask=True,
+            chunk_mb=1000,
+            num_workers=0,
+            seed=SEED,
+        ),
+        source=Source(inputs=[str(text)]),
+        progress=False,
+    )
     return out, meta, load_tokenizer(out / "tokenizer"), text
 
 
@@ -57,10 +69,18 @@ def reference(prepared):
     vocab_words = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     backend = tok.backend_tokenizer
     all_documents = ref.read_documents([str(text)], lambda line: backend.encode(line, add_special_tokens=False).tokens)
-    instances = ref.create_training_instances(all_documents, vocab_words, MAX_LEN, DUPE, SHORT_SEQ_PROB,
-                                              MASKED_LM_PROB, MAX_PREDICTIONS,
-                                              random.Random(chunk_seed(SEED, "train", 0)),
-                                              do_whole_word_mask=True, do_masking=True)
+    instances = ref.create_training_instances(
+        all_documents,
+        vocab_words,
+        MAX_LEN,
+        DUPE,
+        SHORT_SEQ_PROB,
+        MASKED_LM_PROB,
+        MAX_PREDICTIONS,
+        random.Random(chunk_seed(SEED, "train", 0)),
+        do_whole_word_mask=True,
+        do_masking=True,
+    )
     return instances, vocab_words
 
 
@@ -97,14 +117,14 @@ def test_shard_files_equal_google(prepared, reference):
         assert (o, m_off) == (offset, mask_offset), k
         assert length == len(x.tokens) <= MAX_LEN, k
         # The stored inputs are Google's masked tokens.
-        assert [vocab_words[t] for t in ids[o:o + length].tolist()] == x.tokens, k
+        assert [vocab_words[t] for t in ids[o : o + length].tolist()] == x.tokens, k
         # Segment layout: a_len covers [CLS] A [SEP] (segment 0), the rest is B [SEP] (segment 1).
         assert x.segment_ids == [0] * a_len + [1] * (length - a_len), k
         assert bool(is_random_next) == x.is_random_next, k
         # Masks: Google's positions and labels (as ids), in position order.
         assert m_count == len(x.masked_lm_positions), k
-        assert mlm[m_off:m_off + m_count, 0].tolist() == x.masked_lm_positions, k
-        assert mlm[m_off:m_off + m_count, 1].tolist() == [word_id[w] for w in x.masked_lm_labels], k
+        assert mlm[m_off : m_off + m_count, 0].tolist() == x.masked_lm_positions, k
+        assert mlm[m_off : m_off + m_count, 1].tolist() == [word_id[w] for w in x.masked_lm_labels], k
         offset += length
         mask_offset += m_count
     assert offset == len(ids) and mask_offset == len(mlm)
@@ -127,10 +147,10 @@ def test_dataset_reader_matches_files_and_google(prepared, reference):
         position, tokens, a_len, is_random_next, masks = data[(123, i)]
         o, length, a, rnd, m_off, m_count = idx[i].tolist()
         assert position == 123
-        assert tokens.tolist() == ids[o:o + length].tolist()
+        assert tokens.tolist() == ids[o : o + length].tolist()
         assert [vocab_words[t] for t in tokens.tolist()] == x.tokens
         assert (a_len, is_random_next) == (a, rnd) == (x.segment_ids.count(0), int(x.is_random_next))
-        assert masks.tolist() == mlm[m_off:m_off + m_count].tolist()
+        assert masks.tolist() == mlm[m_off : m_off + m_count].tolist()
         assert masks[:, 0].tolist() == x.masked_lm_positions
         assert [vocab_words[t] for t in masks[:, 1].tolist()] == x.masked_lm_labels
 

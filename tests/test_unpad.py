@@ -23,8 +23,14 @@ def test_packing_sorts_rows_into_length_groups():
     assert [(g.t0, g.t1) for g in pk.groups] == [(0, 85), (85, 116), (116, 123)]
     ids = torch.arange(6 * 30).view(6, 30)
     packed = pk.unpad(ids)
-    assert packed.tolist() == (ids[0, :30].tolist() + ids[2, :30].tolist() + ids[3, :25].tolist() + ids[5, :19].tolist()
-                               + ids[1, :12].tolist() + ids[4, :7].tolist())
+    assert packed.tolist() == (
+        ids[0, :30].tolist()
+        + ids[2, :30].tolist()
+        + ids[3, :25].tolist()
+        + ids[5, :19].tolist()
+        + ids[1, :12].tolist()
+        + ids[4, :7].tolist()
+    )
     assert torch.equal(packed[pk.cls_rows], ids[:, 0])  # [CLS] of each sequence, in batch order
     x = torch.randn(6, 30, 4)
     assert torch.equal(pk.pad(pk.unpad(x)), x * mask[..., None])
@@ -67,8 +73,13 @@ def test_three_length_groups_give_transformers_loss_and_gradients():
     ids = torch.randint(5, 300, (6, 40)) * mask
     labels = torch.where((torch.rand(6, 40) < 0.3) & mask.bool(), ids, -100)
     labels[:, 1] = ids[:, 1]
-    b = dict(input_ids=ids, token_type_ids=(torch.arange(40) >= 10).long().expand(6, 40) * mask, attention_mask=mask,
-             labels=labels, next_sentence_label=torch.tensor([0, 1, 1, 0, 1, 0]))
+    b = dict(
+        input_ids=ids,
+        token_type_ids=(torch.arange(40) >= 10).long().expand(6, 40) * mask,
+        attention_mask=mask,
+        labels=labels,
+        next_sentence_label=torch.tensor([0, 1, 1, 0, 1, 0]),
+    )
     assert len(packing(mask, 2, torch.float32, unpad=True).groups) == 3
     out, ref = ours(**b), hf(**b)
     out.loss.backward()

@@ -1,1 +1,2 @@
-"""Data wing: raw text -> tokenizer -> NSP instances -> shards (prepare side); shards -> masked batches (training side)."""
+"""The data wing: raw text -> tokenizer -> NSP instances -> shards (prepare side);
+shards -> masked batches (training side)."""

@@ -63,8 +63,9 @@ def builtin_documents() -> Iterator[list[str]]:
             yield doc
 
 
-BUILTIN = PrepareConfig(output_dir="", vocab_size=8192, dupe_factor=5, val_fraction=0.05,
-                        sentence_splitter="lines", num_workers=0)
+BUILTIN = PrepareConfig(
+    output_dir="", vocab_size=8192, dupe_factor=5, val_fraction=0.05, sentence_splitter="lines", num_workers=0
+)
 
 
 def builtin_data_dir() -> Path:

@@ -158,7 +158,10 @@ def _files_documents(files: list[Path], source: Source, stats: ReadStats) -> Ite
 
 
 _DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
-    ".gz": lambda raw: gzip.GzipFile(fileobj=raw), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+    ".gz": lambda raw: gzip.GzipFile(fileobj=raw),
+    ".bz2": bz2.BZ2File,
+    ".xz": lzma.LZMAFile,
+}
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _BINARY_SNIFF_BYTES = 8192
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -186,8 +189,9 @@ def _file_documents(path: Path, fmt: str, text_field: str, stats: ReadStats) -> 
             if lines is None:
                 stats.binary_files.append(str(path))
             else:
-                docs = (_text_documents(lines, stats) if fmt == "text"
-                        else _jsonl_documents(lines, path, text_field, stats))
+                docs = (
+                    _text_documents(lines, stats) if fmt == "text" else _jsonl_documents(lines, path, text_field, stats)
+                )
                 for doc in docs:
                     stats.documents += 1
                     # Per document, not per line: cheap, and often enough for a progress bar.
@@ -198,8 +202,7 @@ def _file_documents(path: Path, fmt: str, text_field: str, stats: ReadStats) -> 
             stats.bytes_read = start + os.fstat(raw.fileno()).st_size
     except _READ_ERRORS as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise BertptError(f"{path}: cannot read ({reason}); repair the file or leave it out of the input"
-                          ) from None
+        raise BertptError(f"{path}: cannot read ({reason}); repair the file or leave it out of the input") from None
 
 
 def _decompressing(path: Path, raw: BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
@@ -213,7 +216,7 @@ def _lines_unless_binary(f: BinaryIO) -> Iterator[bytes] | None:
     if b"\0" in head:
         return None
     if head.startswith(_UTF8_BOM):
-        head = head[len(_UTF8_BOM):]
+        head = head[len(_UTF8_BOM) :]
     if head and not head.endswith(b"\n"):
         head += f.readline()  # finish the line the sniff cut in two
     # BytesIO, not splitlines(): lines end at b"\n" only, as when iterating the file itself.
@@ -258,14 +261,20 @@ def _jsonl_documents(lines: Iterable[bytes], path: Path, text_field: str, stats:
             continue
         except ValueError as e:
             where = f" at column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-            raise BertptError(f"{path}:{lineno}: not valid JSON{where} ({getattr(e, 'msg', e)}); JSONL input "
-                              "needs one JSON object per line (or give --input_format text)") from None
+            raise BertptError(
+                f"{path}:{lineno}: not valid JSON{where} ({getattr(e, 'msg', e)}); JSONL input "
+                "needs one JSON object per line (or give --input_format text)"
+            ) from None
         if not isinstance(record, dict):
-            raise BertptError(f'{path}:{lineno}: {_kind(record)}, not an object with a "{text_field}" field; '
-                              "JSONL input needs one JSON object per line")
+            raise BertptError(
+                f'{path}:{lineno}: {_kind(record)}, not an object with a "{text_field}" field; '
+                "JSONL input needs one JSON object per line"
+            )
         if text_field not in record:
-            raise BertptError(f'{path}:{lineno}: no "{text_field}" field (fields: {", ".join(record)}); '
-                              "name the field holding the text with --text_field")
+            raise BertptError(
+                f'{path}:{lineno}: no "{text_field}" field (fields: {", ".join(record)}); '
+                "name the field holding the text with --text_field"
+            )
         text = _text_value(record[text_field], f'{path}:{lineno}: "{text_field}"')
         if text and _encodable(text, stats):
             yield text
@@ -312,19 +321,20 @@ def _load_dataset(source: Source):
             ds = datasets.load_from_disk(name)  # memory-mapped Arrow: already streams, no --hf_streaming needed
             if isinstance(ds, datasets.DatasetDict):
                 if source.hf_split not in ds:
-                    raise BertptError(f"--hf_split {source.hf_split}: {name} has no such split "
-                                      f"(splits: {', '.join(ds)})")
+                    raise BertptError(
+                        f"--hf_split {source.hf_split}: {name} has no such split (splits: {', '.join(ds)})"
+                    )
                 ds = ds[source.hf_split]
         else:
-            ds = datasets.load_dataset(name, source.hf_config, split=source.hf_split,
-                                       streaming=source.hf_streaming)
+            ds = datasets.load_dataset(name, source.hf_config, split=source.hf_split, streaming=source.hf_streaming)
     except BertptError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever went wrong, the user gets one line
         raise BertptError(
             f"--hf_dataset {name}: cannot load it ({_one_line(e)}); check the name, --hf_config and "
             "--hf_split, and if it is not in the local cache yet, run once online (HF_HUB_OFFLINE and "
-            "HF_DATASETS_OFFLINE unset)") from None
+            "HF_DATASETS_OFFLINE unset)"
+        ) from None
     columns = ds.column_names  # None for a streamed dataset whose columns are not declared
     if columns is not None:
         if source.text_field not in columns:
@@ -339,8 +349,10 @@ def _is_saved_to_disk(path: Path) -> bool:
 
 
 def _no_column(source: Source, columns: Iterable[str]) -> BertptError:
-    return BertptError(f"--hf_dataset {source.hf_dataset}: no column \"{source.text_field}\" "
-                       f"(columns: {', '.join(columns)}); name the text column with --text_field")
+    return BertptError(
+        f'--hf_dataset {source.hf_dataset}: no column "{source.text_field}" '
+        f"(columns: {', '.join(columns)}); name the text column with --text_field"
+    )
 
 
 def _one_line(e: BaseException) -> str:
@@ -369,8 +381,10 @@ def _batches(ds, source: Source) -> Iterator[dict]:
         except StopIteration:
             return
         except Exception as e:  # noqa: BLE001
-            raise BertptError(f"--hf_dataset {source.hf_dataset}: reading failed ({_one_line(e)}); run "
-                              "again, or load it without --hf_streaming to download it whole first") from None
+            raise BertptError(
+                f"--hf_dataset {source.hf_dataset}: reading failed ({_one_line(e)}); run "
+                "again, or load it without --hf_streaming to download it whole first"
+            ) from None
         yield batch
 
 

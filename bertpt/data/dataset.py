@@ -25,6 +25,7 @@ from bertpt.errors import BertptError
 
 class Sample(NamedTuple):
     """One instance of a split, as the collator gets it."""
+
     position: int  # in the training stream (seeds its dynamic masks)
     tokens: np.ndarray  # int64 (length,): [CLS] A [SEP] B [SEP]; with static masking the masked inputs
     a_len: int  # length of [CLS] A [SEP]
@@ -50,8 +51,9 @@ class PretrainingData(Dataset):
                 if self.static:
                     self.mlm.append(np.load(meta.path(stem + MLM), mmap_mode="r"))
             except (OSError, ValueError) as e:
-                raise BertptError(f"{meta.directory}: shard {stem} is missing or damaged ({e}); "
-                                  "prepare the data again") from None
+                raise BertptError(
+                    f"{meta.directory}: shard {stem} is missing or damaged ({e}); prepare the data again"
+                ) from None
         self.starts = np.cumsum([0] + [len(i) for i in self.idx])  # first index of each shard
 
     def __len__(self) -> int:
@@ -61,8 +63,8 @@ class PretrainingData(Dataset):
         position, index = key
         shard = int(np.searchsorted(self.starts, index, side="right")) - 1
         offset, length, a_len, is_random_next, m_offset, m_count = self.idx[shard][index - self.starts[shard]]
-        tokens = np.asarray(self.ids[shard][offset:offset + length], dtype=np.int64)
-        masks = np.asarray(self.mlm[shard][m_offset:m_offset + m_count]) if self.static else None
+        tokens = np.asarray(self.ids[shard][offset : offset + length], dtype=np.int64)
+        masks = np.asarray(self.mlm[shard][m_offset : m_offset + m_count]) if self.static else None
         return Sample(position, tokens, int(a_len), int(is_random_next), masks)
 
 
@@ -97,8 +99,10 @@ def eval_batches(n: int, eval_samples: int, micro: int, world: int, rank: int) -
     needs every rank in every forward), wrapping around a split smaller than one round."""
     per_round = micro * world
     rounds = max(1, min(eval_samples, n) // per_round)
-    return [[(i % n, i % n) for i in range((b * world + rank) * micro, (b * world + rank + 1) * micro)]
-            for b in range(rounds)]
+    return [
+        [(i % n, i % n) for i in range((b * world + rank) * micro, (b * world + rank + 1) * micro)]
+        for b in range(rounds)
+    ]
 
 
 def continuation_ids(meta: Meta) -> np.ndarray:

@@ -39,8 +39,10 @@ IDS, IDX, MLM = ".ids.npy", ".idx.npy", ".mlm.npy"  # the suffixes of a shard's 
 
 # Every name bertpt-prepare writes (with a `.tmp-*` tail while it is being written); nothing else
 # in an output directory is ever deleted.
-OWNED_NAME = re.compile(r"(tokenizer|prepare\.json|meta\.json|chunk-\d+\.json|slice-\d+-of-\d+\.json"
-                        r"|(train|val)-\d+\.(ids|idx|mlm)\.npy)(\.tmp-.*)?")
+OWNED_NAME = re.compile(
+    r"(tokenizer|prepare\.json|meta\.json|chunk-\d+\.json|slice-\d+-of-\d+\.json"
+    r"|(train|val)-\d+\.(ids|idx|mlm)\.npy)(\.tmp-.*)?"
+)
 SLICE_GLOB = "slice-*-of-*.json"
 CHUNK_GLOB = "chunk-*.json"
 
@@ -56,7 +58,7 @@ def chunk_file(chunk: int) -> str:
 
 def chunk_of(chunk_file_name: str) -> int:
     """The chunk index of a chunk-NNNNN.json name."""
-    return int(chunk_file_name[len("chunk-"):-len(".json")])
+    return int(chunk_file_name[len("chunk-") : -len(".json")])
 
 
 def slice_file(index: int, count: int) -> str:
@@ -65,7 +67,7 @@ def slice_file(index: int, count: int) -> str:
 
 def slice_count(slice_file_name: str) -> int:
     """N of a slice-I-of-N.json name."""
-    return int(slice_file_name.split("-of-")[1][:-len(".json")])
+    return int(slice_file_name.split("-of-")[1][: -len(".json")])
 
 
 def is_complete(data_dir: str | Path) -> bool:
@@ -76,6 +78,7 @@ def is_complete(data_dir: str | Path) -> bool:
 @dataclass(frozen=True)
 class SpecialIds:
     """The ids of the tokenizer's special tokens."""
+
     pad: int
     unk: int
     cls: int
@@ -93,6 +96,7 @@ class Masking:
     masked_lm_prob: the fraction of an instance's tokens that are predicted.
     max_predictions_per_seq: the most predicted positions per instance.
     """
+
     static: bool = False
     whole_word_mask: bool = False
     masked_lm_prob: float = 0.15
@@ -107,6 +111,7 @@ class Masking:
 @dataclass
 class SplitInfo:
     """One split: its shard stems in order and its counts."""
+
     shards: list[str]
     documents: int = 0
     sentences: int = 0
@@ -118,6 +123,7 @@ class SplitInfo:
 @dataclass
 class Meta:
     """meta.json: what a prepared directory holds. `directory` is where it was read from (not stored)."""
+
     vocab_size: int
     special_ids: SpecialIds
     max_seq_length: int
@@ -159,8 +165,12 @@ class Meta:
             "max_seq_length": self.max_seq_length,
             "max_predictions_per_seq": m.max_predictions_per_seq,  # read by release 0.1
             "masked_lm_prob": m.masked_lm_prob,  # read by release 0.1
-            "masking": {"static": m.static, "whole_word": m.whole_word_mask,
-                        "masked_lm_prob": m.masked_lm_prob, "max_predictions_per_seq": m.max_predictions_per_seq},
+            "masking": {
+                "static": m.static,
+                "whole_word": m.whole_word_mask,
+                "masked_lm_prob": m.masked_lm_prob,
+                "max_predictions_per_seq": m.max_predictions_per_seq,
+            },
             "settings": self.settings,
             "chunks": self.chunks,
             "read": self.read,
@@ -173,18 +183,33 @@ class Meta:
         """The inverse of `to_json`; also reads release 0.1's meta.json. Raises KeyError/TypeError/
         ValueError on a dict that lacks required keys or holds wrong types (`load_meta` reports them)."""
         mk = d.get("masking") or {}
-        masking = Masking(static=bool(mk["static"]), whole_word_mask=bool(mk["whole_word"]),
-                          masked_lm_prob=float(mk.get("masked_lm_prob", d["masked_lm_prob"])),
-                          max_predictions_per_seq=int(mk.get("max_predictions_per_seq", d["max_predictions_per_seq"])))
+        masking = Masking(
+            static=bool(mk["static"]),
+            whole_word_mask=bool(mk["whole_word"]),
+            masked_lm_prob=float(mk.get("masked_lm_prob", d["masked_lm_prob"])),
+            max_predictions_per_seq=int(mk.get("max_predictions_per_seq", d["max_predictions_per_seq"])),
+        )
         split_fields = SplitInfo.__dataclass_fields__
-        splits = {name: SplitInfo(**{k: v for k, v in s.items() if k in split_fields})
-                  for name, s in d["splits"].items()}
+        splits = {
+            name: SplitInfo(**{k: v for k, v in s.items() if k in split_fields}) for name, s in d["splits"].items()
+        }
         special = {k: int(d["special_ids"][k]) for k in SpecialIds.__dataclass_fields__}
-        optional = {k: d[k] for k in ("tokenizer", "token_dtype", "bertpt_version", "created", "settings",
-                                      "chunks", "read", "seconds") if k in d}
-        return cls(vocab_size=int(d["vocab_size"]), special_ids=SpecialIds(**special),
-                   max_seq_length=int(d["max_seq_length"]), masking=masking, splits=splits,
-                   tokenizer_hash=str(d["tokenizer_hash"]), format=int(d["format"]), directory=directory, **optional)
+        optional = {
+            k: d[k]
+            for k in ("tokenizer", "token_dtype", "bertpt_version", "created", "settings", "chunks", "read", "seconds")
+            if k in d
+        }
+        return cls(
+            vocab_size=int(d["vocab_size"]),
+            special_ids=SpecialIds(**special),
+            max_seq_length=int(d["max_seq_length"]),
+            masking=masking,
+            splits=splits,
+            tokenizer_hash=str(d["tokenizer_hash"]),
+            format=int(d["format"]),
+            directory=directory,
+            **optional,
+        )
 
 
 def load_meta(data_dir: str | Path) -> Meta:
@@ -193,16 +218,20 @@ def load_meta(data_dir: str | Path) -> Meta:
     data_dir = Path(data_dir)
     path = data_dir / META_FILE
     if not path.is_file():
-        raise BertptError(f"{data_dir} is not a prepared data directory (no {META_FILE}, or an interrupted "
-                          f"bertpt-prepare); run `bertpt-prepare YOUR_TEXT --output_dir {data_dir}`")
+        raise BertptError(
+            f"{data_dir} is not a prepared data directory (no {META_FILE}, or an interrupted "
+            f"bertpt-prepare); run `bertpt-prepare YOUR_TEXT --output_dir {data_dir}`"
+        )
     try:
         d = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BertptError(f"{path} is damaged ({e}); prepare the data again") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT_VERSION:
         version = d.get("format") if isinstance(d, dict) else None
-        raise BertptError(f"{data_dir} was prepared in data format {version}, this bertpt reads "
-                          f"format {FORMAT_VERSION}; prepare it again")
+        raise BertptError(
+            f"{data_dir} was prepared in data format {version}, this bertpt reads "
+            f"format {FORMAT_VERSION}; prepare it again"
+        )
     try:
         return Meta.from_json(d, directory=data_dir)
     except KeyError as e:

@@ -27,9 +27,10 @@ Document = list[int]
 
 class Masks(NamedTuple):
     """Static masks of one instance, positions into `[CLS] A [SEP] B [SEP]`, sorted."""
+
     positions: list[int]
     replacements: list[int]  # what the input shows at each position: [MASK], a random or the same id
-    labels: list[int]        # the original ids, to predict
+    labels: list[int]  # the original ids, to predict
 
 
 class Instance(NamedTuple):
@@ -54,9 +55,14 @@ def documents_from_lengths(segment_lengths: Sequence[Sequence[int]]) -> list[Doc
     return docs
 
 
-def create_instances(documents: list[Document], max_seq_length: int, short_seq_prob: float, dupe_factor: int,
-                     rng: random.Random, masker: Callable[[Instance, random.Random], Masks] | None = None,
-                     ) -> list[Instance]:
+def create_instances(
+    documents: list[Document],
+    max_seq_length: int,
+    short_seq_prob: float,
+    dupe_factor: int,
+    rng: random.Random,
+    masker: Callable[[Instance, random.Random], Masks] | None = None,
+) -> list[Instance]:
     """Google's create_training_instances after tokenization: drop empty documents, shuffle the
     documents, make `dupe_factor` passes (each a different segmentation, since the rng moves on),
     shuffle the instances. `masker` (static masking) runs right after each instance is cut, on the
@@ -66,16 +72,21 @@ def create_instances(documents: list[Document], max_seq_length: int, short_seq_p
     instances: list[Instance] = []
     for _ in range(dupe_factor):
         for document_index in range(len(documents)):
-            instances.extend(create_instances_from_document(
-                documents, document_index, max_seq_length, short_seq_prob, rng, masker))
+            instances.extend(
+                create_instances_from_document(documents, document_index, max_seq_length, short_seq_prob, rng, masker)
+            )
     rng.shuffle(instances)
     return instances
 
 
-def create_instances_from_document(all_documents: list[Document], document_index: int, max_seq_length: int,
-                                   short_seq_prob: float, rng: random.Random,
-                                   masker: Callable[[Instance, random.Random], Masks] | None = None,
-                                   ) -> list[Instance]:
+def create_instances_from_document(
+    all_documents: list[Document],
+    document_index: int,
+    max_seq_length: int,
+    short_seq_prob: float,
+    rng: random.Random,
+    masker: Callable[[Instance, random.Random], Masks] | None = None,
+) -> list[Instance]:
     starts = all_documents[document_index]
     n_segments = len(starts) - 1
     max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
@@ -122,8 +133,7 @@ def create_instances_from_document(all_documents: list[Document], document_index
                 is_random_next = False
                 b_start, b_stop = a_stop, starts[i + 1]
 
-            a_start, a_stop, b_start, b_stop = truncate_seq_pair(a_start, a_stop, b_start, b_stop,
-                                                                 max_num_tokens, rng)
+            a_start, a_stop, b_start, b_stop = truncate_seq_pair(a_start, a_stop, b_start, b_stop, max_num_tokens, rng)
             assert a_stop > a_start and b_stop > b_start
             instance = Instance(a_start, a_stop, b_start, b_stop, is_random_next)
             if masker is not None:
@@ -134,8 +144,9 @@ def create_instances_from_document(all_documents: list[Document], document_index
     return instances
 
 
-def truncate_seq_pair(a_start: int, a_end: int, b_start: int, b_end: int, max_num_tokens: int,
-                      rng: random.Random) -> tuple[int, int, int, int]:
+def truncate_seq_pair(
+    a_start: int, a_end: int, b_start: int, b_end: int, max_num_tokens: int, rng: random.Random
+) -> tuple[int, int, int, int]:
     """Trim the longer side one token at a time, from the front or the back at random."""
     while (a_end - a_start) + (b_end - b_start) > max_num_tokens:
         if a_end - a_start > b_end - b_start:
@@ -153,4 +164,4 @@ def truncate_seq_pair(a_start: int, a_end: int, b_start: int, b_end: int, max_nu
 
 def instance_tokens(flat: np.ndarray, x: Instance, cls_id: int, sep_id: int) -> list[int]:
     """`[CLS] A [SEP] B [SEP]` as a list of ids (before any static masking)."""
-    return [cls_id, *flat[x.a_start:x.a_end].tolist(), sep_id, *flat[x.b_start:x.b_end].tolist(), sep_id]
+    return [cls_id, *flat[x.a_start : x.a_end].tolist(), sep_id, *flat[x.b_start : x.b_end].tolist(), sep_id]

@@ -54,36 +54,52 @@ def max_predictions_for(masked_lm_prob: float, max_seq_length: int) -> int:
     return math.ceil(round(masked_lm_prob * max_seq_length, 6))
 
 
-def resolve_masking(data: Masking, max_seq_length: int, masked_lm_prob: float | None = None,
-                    max_predictions_per_seq: int | None = None, whole_word_mask: bool | None = None) -> Masking:
+def resolve_masking(
+    data: Masking,
+    max_seq_length: int,
+    masked_lm_prob: float | None = None,
+    max_predictions_per_seq: int | None = None,
+    whole_word_mask: bool | None = None,
+) -> Masking:
     """The masking a training run uses: the prepared data's, with the knobs that are not None
     replacing its values. A rate given without a cap brings its own cap, `max_predictions_for`
     (the data's cap was derived from the data's rate and would clip a higher one).
 
     Raises BertptError when a knob is given for statically masked data (its masks are stored).
     """
-    given = {"--masked_lm_prob": masked_lm_prob, "--max_predictions_per_seq": max_predictions_per_seq,
-             "--whole_word_mask": whole_word_mask}
+    given = {
+        "--masked_lm_prob": masked_lm_prob,
+        "--max_predictions_per_seq": max_predictions_per_seq,
+        "--whole_word_mask": whole_word_mask,
+    }
     given = [flag for flag, value in given.items() if value is not None]
     if not given:
         return data
     if data.static:
-        raise BertptError(f"{', '.join(given)}: this data was prepared with --static_masking, its masks are stored "
-                          "with it; drop the flag, or prepare the corpus again without --static_masking")
+        raise BertptError(
+            f"{', '.join(given)}: this data was prepared with --static_masking, its masks are stored "
+            "with it; drop the flag, or prepare the corpus again without --static_masking"
+        )
     if max_predictions_per_seq is None:
-        max_predictions_per_seq = (data.max_predictions_per_seq if masked_lm_prob is None
-                                   else max_predictions_for(masked_lm_prob, max_seq_length))
-    return Masking(static=False,
-                   whole_word_mask=data.whole_word_mask if whole_word_mask is None else whole_word_mask,
-                   masked_lm_prob=data.masked_lm_prob if masked_lm_prob is None else masked_lm_prob,
-                   max_predictions_per_seq=max_predictions_per_seq)
+        max_predictions_per_seq = (
+            data.max_predictions_per_seq
+            if masked_lm_prob is None
+            else max_predictions_for(masked_lm_prob, max_seq_length)
+        )
+    return Masking(
+        static=False,
+        whole_word_mask=data.whole_word_mask if whole_word_mask is None else whole_word_mask,
+        masked_lm_prob=data.masked_lm_prob if masked_lm_prob is None else masked_lm_prob,
+        max_predictions_per_seq=max_predictions_per_seq,
+    )
 
 
 def describe_changes(before: Masking, after: Masking) -> str:
     """'masked_lm_prob 0.15 -> 0.3, ...' for the fields that differ; '' when none does."""
     fields = ("masked_lm_prob", "max_predictions_per_seq", "whole_word_mask")
-    return ", ".join(f"{f} {getattr(before, f)} -> {getattr(after, f)}" for f in fields
-                     if getattr(before, f) != getattr(after, f))
+    return ", ".join(
+        f"{f} {getattr(before, f)} -> {getattr(after, f)}" for f in fields if getattr(before, f) != getattr(after, f)
+    )
 
 
 class MaskingCollator:
@@ -95,10 +111,21 @@ class MaskingCollator:
     Raises ValueError when whole-word dynamic masking lacks `is_continuation`.
     """
 
-    def __init__(self, masking: Masking, special_ids: SpecialIds, vocab_size: int, seed: int,
-                 stream: int = TRAIN_STREAM, is_continuation: np.ndarray | None = None):
-        self.pad_id, self.cls_id, self.sep_id, self.mask_id = (special_ids.pad, special_ids.cls, special_ids.sep,
-                                                               special_ids.mask)
+    def __init__(
+        self,
+        masking: Masking,
+        special_ids: SpecialIds,
+        vocab_size: int,
+        seed: int,
+        stream: int = TRAIN_STREAM,
+        is_continuation: np.ndarray | None = None,
+    ):
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = (
+            special_ids.pad,
+            special_ids.cls,
+            special_ids.sep,
+            special_ids.mask,
+        )
         self.vocab_size = vocab_size
         self.max_predictions, self.masked_lm_prob = masking.max_predictions_per_seq, masking.masked_lm_prob
         self.seed, self.stream = seed, stream
@@ -157,8 +184,13 @@ class MaskingCollator:
             token_type_ids[row, a_len:n] = 1
             attention_mask[row, :n] = 1
             next_sentence_label[row] = is_random_next  # BERT's label: 0 = B follows A, 1 = B is random
-        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-                "labels": labels, "next_sentence_label": next_sentence_label}
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "next_sentence_label": next_sentence_label,
+        }
 
 
 class StaticMasker:
@@ -166,8 +198,15 @@ class StaticMasker:
     Google's order (a port of google-research/bert create_pretraining_data.py). Called by
     instances.create_instances right after each instance is cut."""
 
-    def __init__(self, flat: np.ndarray, special_ids: SpecialIds, vocab_size: int, masked_lm_prob: float,
-                 max_predictions: int, is_continuation: np.ndarray | None = None):
+    def __init__(
+        self,
+        flat: np.ndarray,
+        special_ids: SpecialIds,
+        vocab_size: int,
+        masked_lm_prob: float,
+        max_predictions: int,
+        is_continuation: np.ndarray | None = None,
+    ):
         self.flat, self.cls_id, self.sep_id, self.mask_id = flat, special_ids.cls, special_ids.sep, special_ids.mask
         self.vocab_size, self.masked_lm_prob, self.max_predictions = vocab_size, masked_lm_prob, max_predictions
         self.is_continuation = is_continuation  # None: mask single pieces; else whole words
@@ -205,10 +244,19 @@ class StaticMasker:
         return Masks([p for p, _ in chosen], [s for _, s in chosen], [tokens[p] for p, _ in chosen])
 
 
-def google_instances(documents: list[list[list[int]]], max_seq_length: int, short_seq_prob: float,
-                     dupe_factor: int, rng: random.Random, ids: dict[str, int], vocab_size: int | None = None,
-                     masked_lm_prob: float = 0.15, max_predictions: int = 20,
-                     is_continuation: np.ndarray | None = None, static_masking: bool = False) -> list[dict]:
+def google_instances(
+    documents: list[list[list[int]]],
+    max_seq_length: int,
+    short_seq_prob: float,
+    dupe_factor: int,
+    rng: random.Random,
+    ids: dict[str, int],
+    vocab_size: int | None = None,
+    masked_lm_prob: float = 0.15,
+    max_predictions: int = 20,
+    is_continuation: np.ndarray | None = None,
+    static_masking: bool = False,
+) -> list[dict]:
     """Google's create_training_instances with its masks, in the form of Google's code, for tests and
     notebooks: documents as lists of segments (lists of ids) in, instances as dicts out: tokens (masked
     when static), segment_ids, is_random_next, and with static masking masked_lm_positions /
@@ -216,14 +264,20 @@ def google_instances(documents: list[list[list[int]]], max_seq_length: int, shor
     flat = np.array([t for d in documents for s in d for t in s], dtype=np.int64)
     docs = documents_from_lengths([[len(s) for s in d if s] for d in documents])
     special = SpecialIds(**{k: ids.get(k, -1) for k in SpecialIds.__dataclass_fields__})
-    masker = (StaticMasker(flat, special, vocab_size, masked_lm_prob, max_predictions, is_continuation)
-              if static_masking else None)
+    masker = (
+        StaticMasker(flat, special, vocab_size, masked_lm_prob, max_predictions, is_continuation)
+        if static_masking
+        else None
+    )
     out = []
     for x in create_instances(docs, max_seq_length, short_seq_prob, dupe_factor, rng, masker):
         tokens = instance_tokens(flat, x, ids["cls"], ids["sep"])
         a_len = x.a_end - x.a_start + 2
-        row = {"tokens": tokens, "segment_ids": [0] * a_len + [1] * (len(tokens) - a_len),
-               "is_random_next": x.is_random_next}
+        row = {
+            "tokens": tokens,
+            "segment_ids": [0] * a_len + [1] * (len(tokens) - a_len),
+            "is_random_next": x.is_random_next,
+        }
         if x.masks is not None:
             for p, shown in zip(x.masks.positions, x.masks.replacements):
                 row["tokens"][p] = shown

@@ -65,56 +65,81 @@ from bertpt.files import write_atomic
 PROG = "bertpt-prepare"
 
 
-
 @dataclass
 class PrepareConfig:
     """Settings of one data preparation; all of them are recorded in meta.json."""
 
     output_dir: str = _arg(None, "Directory to write the prepared data to (required).")
     # --- input
-    input_format: str = _arg("auto", "Format of the input files: text (one sentence or paragraph per line, a "
-                             "blank line between documents), jsonl (one document per line), or auto (by "
-                             "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl).",
-                             choices=["auto", "text", "jsonl"])
+    input_format: str = _arg(
+        "auto",
+        "Format of the input files: text (one sentence or paragraph per line, a "
+        "blank line between documents), jsonl (one document per line), or auto (by "
+        "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl).",
+        choices=["auto", "text", "jsonl"],
+    )
     text_field: str = _arg("text", "JSONL key / Hugging Face dataset column that holds a document's text.")
-    hf_dataset: str | None = _arg(None, "Read a Hugging Face dataset instead of files: a hub name or a local "
-                                  "path (data files, or a save_to_disk directory).")
+    hf_dataset: str | None = _arg(
+        None,
+        "Read a Hugging Face dataset instead of files: a hub name or a local "
+        "path (data files, or a save_to_disk directory).",
+    )
     hf_config: str | None = _arg(None, "The dataset's configuration (subset) name, e.g. 20231101.en.")
     hf_split: str = _arg("train", "The dataset's split to read.")
     hf_streaming: bool = _arg(False, "Stream the dataset instead of downloading it whole first.")
-    sentence_splitter: str = _arg("blingfire", "How a line becomes sentences: blingfire (each line is a "
-                                  "paragraph, split with the blingfire sentence splitter) or lines (each line "
-                                  "is one sentence, Google's input format).", choices=["blingfire", "lines"])
+    sentence_splitter: str = _arg(
+        "blingfire",
+        "How a line becomes sentences: blingfire (each line is a "
+        "paragraph, split with the blingfire sentence splitter) or lines (each line "
+        "is one sentence, Google's input format).",
+        choices=["blingfire", "lines"],
+    )
     min_doc_tokens: int = _arg(0, "Drop documents with fewer tokens than this.")
     # --- tokenizer
     tokenizer: str | None = _arg(
-        None, "Existing tokenizer: a BERT vocab.txt or a Hugging Face tokenizer directory. Default: train a "
-        "new WordPiece vocabulary on the input (one streaming pass).")
+        None,
+        "Existing tokenizer: a BERT vocab.txt or a Hugging Face tokenizer directory. Default: train a "
+        "new WordPiece vocabulary on the input (one streaming pass).",
+    )
     vocab_size: int = _arg(30522, "Vocabulary size when training a tokenizer.")
     cased: bool = _arg(False, "Keep case. Default: lowercase, as BERT-uncased.")
     strip_accents: bool | None = _arg(None, "Strip accents (true/false). Default: exactly when lowercasing.")
     min_frequency: int = _arg(2, "Minimum count of a token when training a tokenizer.")
-    tokenizer_only: bool = _arg(False, "Only train/copy the tokenizer into --output_dir, then stop (for "
-                                "multi-node preparation, which needs one shared tokenizer first).")
+    tokenizer_only: bool = _arg(
+        False,
+        "Only train/copy the tokenizer into --output_dir, then stop (for "
+        "multi-node preparation, which needs one shared tokenizer first).",
+    )
     # --- instances and masking
     max_seq_length: int = _arg(128, "Sequence length of an instance, [CLS] and [SEP]s included.")
     max_predictions_per_seq: int | None = _arg(
-        None, "Most masked positions per instance. Default: 20 at length 128 and 80 at 512 (Google's "
-        "recipes), else ceil(masked_lm_prob * max_seq_length).")
+        None,
+        "Most masked positions per instance. Default: 20 at length 128 and 80 at 512 (Google's "
+        "recipes), else ceil(masked_lm_prob * max_seq_length).",
+    )
     masked_lm_prob: float = _arg(0.15, "Fraction of tokens masked per instance.")
     short_seq_prob: float = _arg(0.1, "Probability of aiming an instance at a random shorter length.")
     dupe_factor: int = _arg(1, "Passes over the corpus, each with a different segmentation.")
     val_fraction: float = _arg(0.01, "Fraction of documents held out for validation (per chunk, at least one).")
     seed: int = _arg(12345, "Seed of the document split, segmentation, random-next choices and static masks.")
     whole_word_mask: bool = _arg(False, "Mask whole words: a ## WordPiece is masked with the word it continues.")
-    static_masking: bool = _arg(False, "Decide the masks here, once per instance, as Google's original recipe "
-                                "(use --dupe_factor for several copies). Default: dynamic masking at batch time.")
+    static_masking: bool = _arg(
+        False,
+        "Decide the masks here, once per instance, as Google's original recipe "
+        "(use --dupe_factor for several copies). Default: dynamic masking at batch time.",
+    )
     # --- scale
-    chunk_mb: float = _arg(8.0, "Text per chunk, in MB. Memory use is about (num_workers + 2) chunks x a few; "
-                           "random-next sentences are drawn from the same chunk.")
+    chunk_mb: float = _arg(
+        8.0,
+        "Text per chunk, in MB. Memory use is about (num_workers + 2) chunks x a few; "
+        "random-next sentences are drawn from the same chunk.",
+    )
     num_workers: int | None = _arg(None, "Worker processes. Default: all usable cores. 0: work in this process.")
-    num_slices: int = _arg(1, "Split the chunks over this many nodes (each runs the same command with its own "
-                           "--slice), then run --merge once.")
+    num_slices: int = _arg(
+        1,
+        "Split the chunks over this many nodes (each runs the same command with its own "
+        "--slice), then run --merge once.",
+    )
     slice: int = _arg(0, "Which slice this node prepares, 0 .. num_slices-1 (e.g. $SLURM_PROCID).")
     merge: bool = _arg(False, "Write meta.json of a directory whose slices are all finished, then stop.")
     overwrite: bool = _arg(False, "Replace whatever prepared data --output_dir holds.")
@@ -158,17 +183,27 @@ class PrepareConfig:
         if not 0 <= self.slice < self.num_slices:
             raise BertptError(f"--slice must be in 0 .. {self.num_slices - 1} (got {self.slice})")
         if self.vocab_size < 100 and self.tokenizer is None:
-            raise BertptError(f"--vocab_size {self.vocab_size} is too small for a WordPiece vocabulary (use 100 or more)")
+            raise BertptError(
+                f"--vocab_size {self.vocab_size} is too small for a WordPiece vocabulary (use 100 or more)"
+            )
         if self.num_slices > 1 and self.overwrite:
-            raise BertptError("--overwrite cannot be combined with --num_slices (every node would wipe the "
-                              "others' work); empty the directory before starting the slices")
+            raise BertptError(
+                "--overwrite cannot be combined with --num_slices (every node would wipe the "
+                "others' work); empty the directory before starting the slices"
+            )
         if self.num_slices > 1 and self.tokenizer is None:
-            raise BertptError("with --num_slices, every node must use the same tokenizer: train it first with "
-                              "--tokenizer_only (or bring one) and pass --tokenizer")
+            raise BertptError(
+                "with --num_slices, every node must use the same tokenizer: train it first with "
+                "--tokenizer_only (or bring one) and pass --tokenizer"
+            )
 
 
-def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callable[[], Iterable[str]] | None = None,
-            progress: bool = True) -> Meta | None:
+def prepare(
+    cfg: PrepareConfig,
+    source: Source | None = None,
+    documents: Callable[[], Iterable[str]] | None = None,
+    progress: bool = True,
+) -> Meta | None:
     """Prepare `source` (or the documents a `documents()` call yields) into cfg.output_dir. Returns
     the directory's Meta (as meta.json holds it), or None when this run leaves it to a later --merge."""
     cfg.validate()
@@ -189,14 +224,18 @@ def prepare(cfg: PrepareConfig, source: Source | None = None, documents: Callabl
     write_atomic(out / slice_file(cfg.slice, cfg.num_slices), json.dumps(slice_info).encode())
     report_skips(read, PROG)
     if cfg.num_slices > 1:
-        print(f"{PROG}: slice {cfg.slice} of {cfg.num_slices} done; once every slice is, run "
-              f"`{PROG} --merge --output_dir {out}`", file=sys.stderr)
+        print(
+            f"{PROG}: slice {cfg.slice} of {cfg.num_slices} done; once every slice is, run "
+            f"`{PROG} --merge --output_dir {out}`",
+            file=sys.stderr,
+        )
         return None
     return merge(out)
 
 
 # ---------------------------------------------------------------------------------------------
 # The output directory: never mixed with an incompatible earlier run
+
 
 def _is_ours(p: Path) -> bool:
     return OWNED_NAME.fullmatch(p.name) is not None
@@ -223,13 +262,20 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
         if cfg.overwrite:
             _wipe(out)
         elif (out / META_FILE).exists():
-            raise BertptError(f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
-                              "or choose another directory")
+            raise BertptError(
+                f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
+                "or choose another directory"
+            )
         elif earlier is not None and {k: v for k, v in earlier.items() if k != "tokenizer_hash"} != claim:
-            diff = sorted(k for k in {**claim["settings"], **earlier.get("settings", {})}
-                          if claim["settings"].get(k) != earlier.get("settings", {}).get(k))
-            raise BertptError(f"--output_dir {out} holds an unfinished prepare with other settings (differing: "
-                              f"{', '.join(diff) or 'format'}); re-run it with the same flags, or pass --overwrite")
+            diff = sorted(
+                k
+                for k in {**claim["settings"], **earlier.get("settings", {})}
+                if claim["settings"].get(k) != earlier.get("settings", {}).get(k)
+            )
+            raise BertptError(
+                f"--output_dir {out} holds an unfinished prepare with other settings (differing: "
+                f"{', '.join(diff) or 'format'}); re-run it with the same flags, or pass --overwrite"
+            )
         elif earlier is not None:
             if cfg.num_slices == 1:  # with slices, another node may be writing its temporary files now
                 for p in out.glob("*.tmp-*"):  # what an interrupted run left half-written
@@ -238,14 +284,17 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
             if tokenizer_hash(tok) != earlier["tokenizer_hash"]:
                 raise BertptError(f"--output_dir {out}: its tokenizer/ changed since the run began; pass --overwrite")
             if given is not None and tokenizer_hash(given) != earlier["tokenizer_hash"]:
-                raise BertptError(f"--tokenizer {cfg.tokenizer} differs from the one the unfinished run in "
-                                  f"{out} used; pass the same one, or --overwrite")
+                raise BertptError(
+                    f"--tokenizer {cfg.tokenizer} differs from the one the unfinished run in "
+                    f"{out} used; pass the same one, or --overwrite"
+                )
             done = len(list(out.glob(CHUNK_GLOB)))
             print(f"{PROG}: continuing the unfinished run in {out} ({done} chunks already done)", file=sys.stderr)
             return tok
         elif any(not _is_ours(p) for p in out.iterdir()):
-            raise BertptError(f"--output_dir {out} is not empty and is not a bertpt data directory; choose an "
-                              "empty or new directory")
+            raise BertptError(
+                f"--output_dir {out} is not empty and is not a bertpt data directory; choose an empty or new directory"
+            )
         elif cfg.num_slices == 1:
             _wipe(out)  # only leftovers of a run killed before it wrote prepare.json
     require_writable_dir(out, "--output_dir")
@@ -266,8 +315,9 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
         if tokenizer_hash(load_tokenizer(out / TOKENIZER_DIR)) != tokenizer_hash(tok):
             raise BertptError(f"--output_dir {out}: another run put a different tokenizer there") from None
     if cfg.tokenizer_only:
-        print(f"{PROG}: tokenizer saved to {out / TOKENIZER_DIR}; pass --tokenizer {out / TOKENIZER_DIR}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: tokenizer saved to {out / TOKENIZER_DIR}; pass --tokenizer {out / TOKENIZER_DIR}", file=sys.stderr
+        )
         return tok
     write_prepare_claim(out, {**claim, "tokenizer_hash": tokenizer_hash(tok)})
     return tok
@@ -275,6 +325,7 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
 
 # ---------------------------------------------------------------------------------------------
 # Chunks through the worker processes
+
 
 def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[str]]]:
     """Consecutive documents, about chunk_chars of text each; the cut depends on the input only."""
@@ -290,12 +341,19 @@ def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[s
         yield k, buf
 
 
-def _run_chunks(cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: ReadStats,
-                total_bytes: int | None, progress: bool) -> int:
+def _run_chunks(
+    cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: ReadStats, total_bytes: int | None, progress: bool
+) -> int:
     """Prepare this slice's unfinished chunks; returns the number of chunks in the whole input."""
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
-    writer_args = (tok.backend_tokenizer.to_str(), cfg.chunk_settings(), SpecialIds(**special_ids(tok)), vocab_size,
-                   continuation_table(tok) if cfg.whole_word_mask else None, str(out))
+    writer_args = (
+        tok.backend_tokenizer.to_str(),
+        cfg.chunk_settings(),
+        SpecialIds(**special_ids(tok)),
+        vocab_size,
+        continuation_table(tok) if cfg.whole_word_mask else None,
+        str(out),
+    )
     done = {chunk_of(p.name) for p in out.glob(CHUNK_GLOB)}
     workers = cfg.workers()
     bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
@@ -318,8 +376,9 @@ def _run_chunks(cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: R
             bar.update(read.bytes_read - bar.n if total_bytes else 1)
     else:
         # spawn, not fork: the parent may hold tokenizer threads, and fork after threads can deadlock.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
-                                 initargs=writer_args) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=init_worker, initargs=writer_args
+        ) as pool:
             pending: set = set()
             for k, chunk in _chunks(docs, int(cfg.chunk_mb * 1e6)):
                 n_chunks = k + 1
@@ -340,26 +399,42 @@ def _run_chunks(cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: R
 def main(argv: list[str] | None = None) -> None:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(PrepareConfig, description=(
-        "Prepare raw text for BERT pretraining: train (or load) a WordPiece tokenizer and write Google-style "
-        "next-sentence-prediction instances to sharded, memory-mappable files, streaming, on all cores."))
-    parser.add_argument("inputs", nargs="*", help="Text or JSONL files (optionally .gz/.bz2/.xz), directories "
-                        "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.")
+    parser = HfArgumentParser(
+        PrepareConfig,
+        description=(
+            "Prepare raw text for BERT pretraining: train (or load) a WordPiece tokenizer and write Google-style "
+            "next-sentence-prediction instances to sharded, memory-mappable files, streaming, on all cores."
+        ),
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        help="Text or JSONL files (optionally .gz/.bz2/.xz), directories "
+        "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.",
+    )
     with exit_on_error(PROG):
         cfg, ns = parser.parse_args_into_dataclasses(args=argv)
         if not cfg.merge and bool(ns.inputs) == bool(cfg.hf_dataset):
             raise BertptError("give input files or --hf_dataset (one of them)")
-        source = Source(inputs=ns.inputs, input_format=cfg.input_format, text_field=cfg.text_field,
-                        hf_dataset=cfg.hf_dataset, hf_config=cfg.hf_config, hf_split=cfg.hf_split,
-                        hf_streaming=cfg.hf_streaming)
+        source = Source(
+            inputs=ns.inputs,
+            input_format=cfg.input_format,
+            text_field=cfg.text_field,
+            hf_dataset=cfg.hf_dataset,
+            hf_config=cfg.hf_config,
+            hf_split=cfg.hf_split,
+            hf_streaming=cfg.hf_streaming,
+        )
         meta = prepare(cfg, source=source)
         if meta is None:
             return
         tr = meta.splits["train"]
         va = meta.splits.get("val")
-        print(f"wrote {tr.instances:,} training instances ({tr.documents:,} documents, {tr.tokens:,} "
-              f"tokens, {tr.random_next_fraction:.1%} random next) and {va.instances if va else 0:,} validation "
-              f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s")
+        print(
+            f"wrote {tr.instances:,} training instances ({tr.documents:,} documents, {tr.tokens:,} "
+            f"tokens, {tr.random_next_fraction:.1%} random next) and {va.instances if va else 0:,} validation "
+            f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s"
+        )
 
 
 if __name__ == "__main__":

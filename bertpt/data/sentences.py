@@ -32,9 +32,12 @@ def split_sentences(document: str, splitter: str) -> list[str]:
         # sentence-ending punctuation is one sentence (Bling Fire never splits one; checked on the
         # Python docs corpus) and skips the call. Bling Fire answers "" when it fails; keep the line
         # whole then rather than lose it.
-        return [s for line in lines
-                for part in ((text_to_sentences(line) or line).split("\n") if _MAY_END.search(line) else (line,))
-                if (s := part.strip())]
+        return [
+            s
+            for line in lines
+            for part in ((text_to_sentences(line) or line).split("\n") if _MAY_END.search(line) else (line,))
+            if (s := part.strip())
+        ]
     raise BertptError(f"--sentence_splitter {splitter}: expected one of {', '.join(SENTENCE_SPLITTERS)}")
 
 
@@ -46,8 +49,11 @@ def _blingfire() -> Callable[[str], str]:
     try:
         import blingfire
     except (ImportError, OSError) as e:  # OSError: the wheel has no native library for this platform
-        raise BertptError(f"--sentence_splitter blingfire: cannot load Bling Fire ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                          "pip install blingfire, or use --sentence_splitter lines") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BertptError(
+            f"--sentence_splitter blingfire: cannot load Bling Fire ({reason}); "
+            "pip install blingfire, or use --sentence_splitter lines"
+        ) from None
     return _BlingFire(blingfire.blingfire.TextToSentences)
 
 
@@ -62,8 +68,9 @@ class _BlingFire:
         data = text.encode("utf-8")
         if 2 * len(data) > len(self.buf):  # the wrapper's own sizing rule
             self.buf = ctypes.create_string_buffer(2 * len(data))
-        n = self.native(ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(self.buf),
-                        ctypes.c_int(len(self.buf)))
+        n = self.native(
+            ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(self.buf), ctypes.c_int(len(self.buf))
+        )
         if n == -1 or n > len(self.buf):
             return ""
         return self.buf.raw[:n].rstrip(b"\0").decode("utf-8")

@@ -70,6 +70,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 @dataclass(frozen=True)
 class ChunkSettings:
     """The settings a chunk's output depends on (bertpt-prepare's flags of the same names)."""
+
     sentence_splitter: str
     min_doc_tokens: int
     val_fraction: float
@@ -82,19 +83,35 @@ class ChunkSettings:
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> ChunkSettings:
         """From the settings record of prepare.json (PrepareConfig.data_settings())."""
-        return cls(sentence_splitter=s["sentence_splitter"], min_doc_tokens=s["min_doc_tokens"],
-                   val_fraction=s["val_fraction"], seed=s["seed"], max_seq_length=s["max_seq_length"],
-                   short_seq_prob=s["short_seq_prob"], dupe_factor=s["dupe_factor"],
-                   masking=Masking(static=s["static_masking"], whole_word_mask=s["whole_word_mask"],
-                                   masked_lm_prob=s["masked_lm_prob"],
-                                   max_predictions_per_seq=s["max_predictions_per_seq"]))
+        return cls(
+            sentence_splitter=s["sentence_splitter"],
+            min_doc_tokens=s["min_doc_tokens"],
+            val_fraction=s["val_fraction"],
+            seed=s["seed"],
+            max_seq_length=s["max_seq_length"],
+            short_seq_prob=s["short_seq_prob"],
+            dupe_factor=s["dupe_factor"],
+            masking=Masking(
+                static=s["static_masking"],
+                whole_word_mask=s["whole_word_mask"],
+                masked_lm_prob=s["masked_lm_prob"],
+                max_predictions_per_seq=s["max_predictions_per_seq"],
+            ),
+        )
 
 
 class ChunkWriter:
     """Worker-side state: the tokenizer and the settings, built once per process."""
 
-    def __init__(self, tokenizer_json: str, settings: ChunkSettings, special_ids: SpecialIds, vocab_size: int,
-                 is_continuation: list[bool] | None, out_dir: str):
+    def __init__(
+        self,
+        tokenizer_json: str,
+        settings: ChunkSettings,
+        special_ids: SpecialIds,
+        vocab_size: int,
+        is_continuation: list[bool] | None,
+        out_dir: str,
+    ):
         from tokenizers import Tokenizer
 
         self.tok = Tokenizer.from_str(tokenizer_json)
@@ -109,8 +126,9 @@ class ChunkWriter:
         flat_sentences = list(itertools.chain.from_iterable(sentences))
         pieces, lengths = [], []
         for start in range(0, len(flat_sentences), ENCODE_BATCH):
-            encodings = self.tok.encode_batch_fast(flat_sentences[start:start + ENCODE_BATCH],
-                                                   add_special_tokens=False)
+            encodings = self.tok.encode_batch_fast(
+                flat_sentences[start : start + ENCODE_BATCH], add_special_tokens=False
+            )
             ids = [e.ids for e in encodings]
             lengths.extend(map(len, ids))
             pieces.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=self.dtype))
@@ -119,14 +137,14 @@ class ChunkWriter:
         keep = np.ones(len(flat), dtype=bool)
         pos = 0
         for doc in sentences:
-            doc_lengths = lengths[k:k + len(doc)]
+            doc_lengths = lengths[k : k + len(doc)]
             k += len(doc)
             n = sum(doc_lengths)
             if n and n >= self.s.min_doc_tokens:
                 seg_lengths.append([x for x in doc_lengths if x])
             else:
                 dropped += bool(doc)
-                keep[pos:pos + n] = False
+                keep[pos : pos + n] = False
             pos += n
         return (flat if keep.all() else flat[keep]), seg_lengths, dropped
 
@@ -147,15 +165,24 @@ class ChunkWriter:
             masker = None
             m = self.s.masking
             if m.static:
-                masker = StaticMasker(flat, self.ids, self.vocab_size, m.masked_lm_prob, m.max_predictions_per_seq,
-                                      self.is_continuation if m.whole_word_mask else None)
-            instances = create_instances(split_docs, self.s.max_seq_length, self.s.short_seq_prob,
-                                         self.s.dupe_factor, rng, masker)
+                masker = StaticMasker(
+                    flat,
+                    self.ids,
+                    self.vocab_size,
+                    m.masked_lm_prob,
+                    m.max_predictions_per_seq,
+                    self.is_continuation if m.whole_word_mask else None,
+                )
+            instances = create_instances(
+                split_docs, self.s.max_seq_length, self.s.short_seq_prob, self.s.dupe_factor, rng, masker
+            )
             stem = shard_stem(split, chunk)
             stats["splits"][split] = {
-                "stem": stem, "documents": len(split_docs),
+                "stem": stem,
+                "documents": len(split_docs),
                 "sentences": sum(len(d) - 1 for d in split_docs),
-                **self.write(stem, flat, instances)}
+                **self.write(stem, flat, instances),
+            }
         write_atomic(self.out / chunk_file(chunk), json.dumps(stats).encode())
         return stats
 
@@ -173,16 +200,17 @@ class ChunkWriter:
         cls_id, sep_id = self.ids.cls, self.ids.sep
         for (o, length, al, *_), x in zip(idx.tolist(), instances):
             ids[o] = cls_id
-            ids[o + 1:o + al - 1] = flat[x.a_start:x.a_end]
+            ids[o + 1 : o + al - 1] = flat[x.a_start : x.a_end]
             ids[o + al - 1] = sep_id
-            ids[o + al:o + length - 1] = flat[x.b_start:x.b_end]
+            ids[o + al : o + length - 1] = flat[x.b_start : x.b_end]
             ids[o + length - 1] = sep_id
         if self.s.masking.static:
             counts = np.array([len(x.masks.positions) for x in instances], dtype=np.int64)
             idx[:, 5] = counts
             idx[1:, 4] = np.cumsum(counts[:-1])
-            mlm = np.array([(p, lab) for x in instances for p, lab in zip(x.masks.positions, x.masks.labels)],
-                           dtype=np.int64).reshape(-1, 2)
+            mlm = np.array(
+                [(p, lab) for x in instances for p, lab in zip(x.masks.positions, x.masks.labels)], dtype=np.int64
+            ).reshape(-1, 2)
             shown = np.array([s for x in instances for s in x.masks.replacements], dtype=np.int64)
             ids[np.repeat(idx[:, 0], counts) + mlm[:, 0]] = shown  # the inputs show the masked tokens
             save_npy_atomic(self.out / (stem + MLM), mlm)
@@ -191,9 +219,9 @@ class ChunkWriter:
         return {"instances": n, "tokens": int(idx[:, 1].sum()), "random_next": int(idx[:, 3].sum())}
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The index: meta.json
+
 
 def merge(out: Path) -> Meta:
     """Check that every chunk of every slice is done and write meta.json (atomically, last); returns it."""
@@ -211,8 +239,10 @@ def merge(out: Path) -> Meta:
     missing_slices = [i for i in range(num_slices) if slice_file(i, num_slices) not in slices]
     n_chunks = {s["chunks"] for s in slices.values()}
     if missing_slices or len(n_chunks) != 1:
-        raise BertptError(f"{out}: slices {missing_slices} of {num_slices} have not finished (or the slices read "
-                          "different inputs); run them, then --merge again")
+        raise BertptError(
+            f"{out}: slices {missing_slices} of {num_slices} have not finished (or the slices read "
+            "different inputs); run them, then --merge again"
+        )
     n_chunks = n_chunks.pop()
     chunks = []
     for k in range(n_chunks):
@@ -226,24 +256,39 @@ def merge(out: Path) -> Meta:
         if not parts:
             continue
         n = sum(p["instances"] for p in parts)
-        splits[name] = SplitInfo(shards=[p["stem"] for p in parts], documents=sum(p["documents"] for p in parts),
-                                 sentences=sum(p["sentences"] for p in parts), instances=n,
-                                 tokens=sum(p["tokens"] for p in parts),
-                                 random_next_fraction=round(sum(p["random_next"] for p in parts) / max(n, 1), 4))
+        splits[name] = SplitInfo(
+            shards=[p["stem"] for p in parts],
+            documents=sum(p["documents"] for p in parts),
+            sentences=sum(p["sentences"] for p in parts),
+            instances=n,
+            tokens=sum(p["tokens"] for p in parts),
+            random_next_fraction=round(sum(p["random_next"] for p in parts) / max(n, 1), 4),
+        )
     if "train" not in splits or not splits["train"].instances:
-        raise BertptError("no document of the input produced a training instance (is the input empty, or "
-                          "--min_doc_tokens too high?)")
+        raise BertptError(
+            "no document of the input produced a training instance (is the input empty, or --min_doc_tokens too high?)"
+        )
     read = next(iter(slices.values()))["read"]
     tok = load_tokenizer(out / TOKENIZER_DIR)
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
     settings = ChunkSettings.from_settings(claim["settings"])
     meta = Meta(
-        vocab_size=vocab_size, special_ids=SpecialIds(**special_ids(tok)), max_seq_length=settings.max_seq_length,
-        masking=settings.masking, splits=splits, tokenizer_hash=claim["tokenizer_hash"], tokenizer=TOKENIZER_DIR,
-        token_dtype=token_dtype(vocab_size).name, bertpt_version=__version__,
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), settings=claim["settings"], chunks=n_chunks,
+        vocab_size=vocab_size,
+        special_ids=SpecialIds(**special_ids(tok)),
+        max_seq_length=settings.max_seq_length,
+        masking=settings.masking,
+        splits=splits,
+        tokenizer_hash=claim["tokenizer_hash"],
+        tokenizer=TOKENIZER_DIR,
+        token_dtype=token_dtype(vocab_size).name,
+        bertpt_version=__version__,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        settings=claim["settings"],
+        chunks=n_chunks,
         read={**read, "short_documents": sum(c["short_documents"] for c in chunks)},
-        seconds=max(x["seconds"] for x in slices.values()), directory=out)
+        seconds=max(x["seconds"] for x in slices.values()),
+        directory=out,
+    )
     write_meta(out, meta)
     return meta
 

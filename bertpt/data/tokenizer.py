@@ -17,8 +17,14 @@ from bertpt.errors import BertptError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, cased: bool = False, min_frequency: int = 2,
-                    strip_accents: bool | None = None, show_progress: bool = False):
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int,
+    cased: bool = False,
+    min_frequency: int = 2,
+    strip_accents: bool | None = None,
+    show_progress: bool = False,
+):
     """Train a BERT WordPiece vocabulary on an iterable of texts. The texts are streamed: the Rust
     trainer keeps word counts, never the corpus, so memory follows the number of distinct words."""
     from tokenizers.implementations import BertWordPieceTokenizer
@@ -26,8 +32,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, cased: bool = False, 
 
     # strip_accents=None is BERT's rule: accents are stripped exactly when lowercasing.
     wp = BertWordPieceTokenizer(lowercase=not cased, strip_accents=strip_accents)
-    wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
-                           special_tokens=SPECIAL_TOKENS, show_progress=show_progress)
+    wp.train_from_iterator(
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=show_progress,
+    )
     return BertTokenizerFast(vocab=wp.get_vocab(), do_lower_case=not cased, strip_accents=strip_accents)
 
 
@@ -62,8 +73,10 @@ def check_special_tokens(tok, where: str) -> None:
     vocab = tok.backend_tokenizer.get_vocab(with_added_tokens=False)
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
     if missing:
-        raise BertptError(f"tokenizer {where} lacks the special tokens {' '.join(missing)}; BERT pretraining "
-                          "needs all of [PAD] [UNK] [CLS] [SEP] [MASK]")
+        raise BertptError(
+            f"tokenizer {where} lacks the special tokens {' '.join(missing)}; BERT pretraining "
+            "needs all of [PAD] [UNK] [CLS] [SEP] [MASK]"
+        )
 
 
 def tokenizer_hash(tok) -> str:
@@ -75,8 +88,10 @@ def tokenizer_hash(tok) -> str:
 
 
 def special_ids(tok) -> dict[str, int]:
-    return {name: tok.convert_tokens_to_ids(tok_str)
-            for name, tok_str in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS)}
+    return {
+        name: tok.convert_tokens_to_ids(tok_str)
+        for name, tok_str in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS)
+    }
 
 
 def save_tokenizer(tok, out_dir: str | Path) -> None:

@@ -33,8 +33,21 @@ import time
 from pathlib import Path
 
 NODES = ("node1", "node2")
-REQUIRED = ("ip", "nsenter", "unshare", "munged", "slurmctld", "slurmd", "sbatch", "sshd", "ssh", "ssh-keygen",
-            "pdsh", "mpirun", "nc")
+REQUIRED = (
+    "ip",
+    "nsenter",
+    "unshare",
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "sshd",
+    "ssh",
+    "ssh-keygen",
+    "pdsh",
+    "mpirun",
+    "nc",
+)
 
 
 class Unavailable(Exception):
@@ -46,8 +59,10 @@ def check_prerequisites() -> None:
         raise Unavailable("the cluster harness needs root (network namespaces, daemons)")
     missing = [tool for tool in REQUIRED if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
     if missing:
-        raise Unavailable(f"missing tools: {', '.join(missing)} (apt-get install slurm-wlm munge openmpi-bin "
-                          "libopenmpi-dev openssh-server pdsh netcat-openbsd; see .ci/run)")
+        raise Unavailable(
+            f"missing tools: {', '.join(missing)} (apt-get install slurm-wlm munge openmpi-bin "
+            "libopenmpi-dev openssh-server pdsh netcat-openbsd; see .ci/run)"
+        )
 
 
 def _sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -86,22 +101,39 @@ class Cluster:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for commands run on the cluster: SLURM's config, the ssh wrapper first on PATH."""
-        return {**os.environ, "SLURM_CONF": str(self.dir / "slurm.conf"),
-                "PATH": f"{self.dir / 'bin'}:{os.environ.get('PATH', '')}", **extra}
+        return {
+            **os.environ,
+            "SLURM_CONF": str(self.dir / "slurm.conf"),
+            "PATH": f"{self.dir / 'bin'}:{os.environ.get('PATH', '')}",
+            **extra,
+        }
 
     def on_node(self, node: str, argv: list[str]) -> list[str]:
         """argv run "on" a host: in its network namespace, with its hostname and /etc/hosts, in a
         private mount namespace (the root namespace's mounts and hostname stay as they are)."""
-        script = (f"mount --bind {self.dir / 'hosts'} /etc/hosts && hostname {node} && "
-                  f"mkdir -p /run/sshd && exec \"$@\"")
-        return ["nsenter", f"--net=/run/netns/{self.ns[node]}", "unshare", "-m", "--uts", "--propagation", "private",
-                "sh", "-c", script, "sh", *argv]
+        script = f'mount --bind {self.dir / "hosts"} /etc/hosts && hostname {node} && mkdir -p /run/sshd && exec "$@"'
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.ns[node]}",
+            "unshare",
+            "-m",
+            "--uts",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *argv,
+        ]
 
-    def run(self, node: str, argv: list[str], timeout: float = 600, env: dict | None = None,
-            **kw) -> subprocess.CompletedProcess:
+    def run(
+        self, node: str, argv: list[str], timeout: float = 600, env: dict | None = None, **kw
+    ) -> subprocess.CompletedProcess:
         """Run a command on `node` to completion (output captured, not checked)."""
-        return subprocess.run(self.on_node(node, argv), capture_output=True, text=True, timeout=timeout,
-                              env=env or self.env(), **kw)
+        return subprocess.run(
+            self.on_node(node, argv), capture_output=True, text=True, timeout=timeout, env=env or self.env(), **kw
+        )
 
     def slurm(self, *argv: str, timeout: float = 60) -> str:
         """A SLURM client command (sbatch, scontrol, squeue, scancel ...) on node1; its stdout."""
@@ -120,8 +152,17 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             state = self.job_state(job_id)
-            if state["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-                                     "BOOT_FAIL", "DEADLINE", "PREEMPTED"):
+            if state["JobState"] in (
+                "COMPLETED",
+                "FAILED",
+                "CANCELLED",
+                "TIMEOUT",
+                "NODE_FAIL",
+                "OUT_OF_MEMORY",
+                "BOOT_FAIL",
+                "DEADLINE",
+                "PREEMPTED",
+            ):
                 return state
             if time.monotonic() > deadline:
                 self.slurm("scancel", job_id)
@@ -130,7 +171,7 @@ class Cluster:
 
     # ---- stand-up -------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         try:
             self._start()
         except BaseException:
@@ -155,8 +196,7 @@ class Cluster:
         # the guard first: from the root namespace this range goes nowhere, whatever happens below
         _sh("ip", "route", "add", "unreachable", f"{self.net}.0/24")
         self._undo.append(lambda: _sh("ip", "route", "del", "unreachable", f"{self.net}.0/24", check=False))
-        (self.dir / "hosts").write_text(
-            "127.0.0.1 localhost\n" + "".join(f"{self.addr(n)} {n}\n" for n in NODES))
+        (self.dir / "hosts").write_text("127.0.0.1 localhost\n" + "".join(f"{self.addr(n)} {n}\n" for n in NODES))
         for node in NODES:
             _sh("ip", "netns", "add", self.ns[node])
             self._undo.append(lambda ns=self.ns[node]: _sh("ip", "netns", "del", ns, check=False))
@@ -173,8 +213,9 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.out", "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.procs[name] = proc
         return proc
@@ -188,22 +229,27 @@ class Cluster:
         (d / "config").write_text(
             "Host *\n  User root\n"
             f"  IdentityFile {d / 'id'}\n  IdentitiesOnly yes\n  BatchMode yes\n"
-            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        )
         bin_dir = self.dir / "bin"
         bin_dir.mkdir()
         ssh = bin_dir / "ssh"  # what ~/.ssh/config would do for a user, without touching /root/.ssh
-        ssh.write_text(f"#!/bin/sh\nexec /usr/bin/ssh -F {d / 'config'} \"$@\"\n")
+        ssh.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {d / "config"} "$@"\n')
         ssh.chmod(0o755)
         for node in NODES:
             cfg = d / f"sshd-{node}.conf"
             cfg.write_text(
-                f"ListenAddress {self.addr(node)}\nPort 22\nHostKey {d / 'host_key'}\nPidFile {d / f'sshd-{node}.pid'}\n"
+                f"ListenAddress {self.addr(node)}\nPort 22\nHostKey {d / 'host_key'}\n"
+                f"PidFile {d / f'sshd-{node}.pid'}\n"
                 f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
                 "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                "AcceptEnv *\nPermitUserEnvironment no\n")
+                "AcceptEnv *\nPermitUserEnvironment no\n"
+            )
             self._spawn(f"sshd-{node}", self.on_node(node, ["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)]))
-        self._wait(lambda: all(self.run(n, ["ssh", n, "true"], timeout=20).returncode == 0 for n in NODES),
-                   "sshd on both hosts")
+        self._wait(
+            lambda: all(self.run(n, ["ssh", n, "true"], timeout=20).returncode == 0 for n in NODES),
+            "sshd on both hosts",
+        )
 
     def _munge(self) -> None:
         d = self.dir / "munge"
@@ -211,9 +257,21 @@ class Cluster:
         shutil.chown(d, "munge", "munge")
         d.chmod(0o755)
         self.munge_socket = d / "munge.socket"
-        self._spawn("munged", ["runuser", "-u", "munge", "--", "munged", "-F", f"--socket={self.munge_socket}",
-                               f"--pid-file={d / 'munged.pid'}", f"--log-file={d / 'munged.log'}",
-                               f"--seed-file={d / 'munged.seed'}"])
+        self._spawn(
+            "munged",
+            [
+                "runuser",
+                "-u",
+                "munge",
+                "--",
+                "munged",
+                "-F",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={d / 'munged.pid'}",
+                f"--log-file={d / 'munged.log'}",
+                f"--seed-file={d / 'munged.seed'}",
+            ],
+        )
         self._wait(self.munge_socket.exists, "munged")
 
     def _slurm(self) -> None:
@@ -223,21 +281,21 @@ class Cluster:
         nodes = "".join(f"NodeName={n} NodeAddr={self.addr(n)} CPUs={self.cpus} State=UNKNOWN\n" for n in NODES)
         (d / "slurm.conf").write_text(f"""\
 ClusterName=bertpt-test
-SlurmctldHost=node1({self.addr('node1')})
+SlurmctldHost=node1({self.addr("node1")})
 AuthType=auth/munge
 # cred_expire also delays a requeued job's next start (default 120 s; real clusters keep that)
 AuthInfo=socket={self.munge_socket},cred_expire=10
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}/%n
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'spool'}/%n/slurmd.pid
-SlurmctldLogFile={d / 'slurmctld.log'}
-SlurmdLogFile={d / 'spool'}/%n/slurmd.log
+StateSaveLocation={d / "state"}
+SlurmdSpoolDir={d / "spool"}/%n
+SlurmctldPidFile={d / "slurmctld.pid"}
+SlurmdPidFile={d / "spool"}/%n/slurmd.pid
+SlurmctldLogFile={d / "slurmctld.log"}
+SlurmdLogFile={d / "spool"}/%n/slurmd.log
 # pmix puts its per-job dirs under TmpFS: one per node, or the two slurmd on this host collide
-TmpFS={d / 'tmpfs'}/%n
+TmpFS={d / "tmpfs"}/%n
 # no cgroups on this machine (no systemd): track processes by parent, bind nothing, account nothing
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -251,7 +309,7 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=3600
 KillWait=10
-{nodes}PartitionName=test Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP
+{nodes}PartitionName=test Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
 """)
         conf = str(d / "slurm.conf")
         self._spawn("slurmctld", self.on_node("node1", ["slurmctld", "-D", "-i", "-f", conf]))
@@ -270,8 +328,11 @@ KillWait=10
         while not ready():
             dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
             if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"test cluster: {what} not up after {timeout:.0f} s"
-                                   + (f"; exited: {dead}" if dead else "") + f"; logs in {self.dir}")
+                raise RuntimeError(
+                    f"test cluster: {what} not up after {timeout:.0f} s"
+                    + (f"; exited: {dead}" if dead else "")
+                    + f"; logs in {self.dir}"
+                )
             time.sleep(0.2)
 
     # ---- teardown -------------------------------------------------------------------------------
@@ -299,8 +360,9 @@ KillWait=10
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and (self._pids_in_our_namespaces()
-                                                   or any(p.poll() is None for p in procs)):
+            while time.monotonic() < deadline and (
+                self._pids_in_our_namespaces() or any(p.poll() is None for p in procs)
+            ):
                 time.sleep(0.1)
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -316,7 +378,9 @@ KillWait=10
 
 if __name__ == "__main__":
     with Cluster() as c:
-        print(f"cluster up in {c.dir}\n  export SLURM_CONF={c.dir / 'slurm.conf'} PATH={c.dir / 'bin'}:$PATH\n"
-              f"  on a host: {' '.join(c.on_node('node1', ['bash']))}\nCtrl-C tears it down")
+        print(
+            f"cluster up in {c.dir}\n  export SLURM_CONF={c.dir / 'slurm.conf'} PATH={c.dir / 'bin'}:$PATH\n"
+            f"  on a host: {' '.join(c.on_node('node1', ['bash']))}\nCtrl-C tears it down"
+        )
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()

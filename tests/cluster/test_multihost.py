@@ -43,8 +43,15 @@ def srun_reference(cluster, tiny_data, tmp_path_factory):
     """slurm/pretrain.sh on both nodes (srun per task): the losses every other launch must match."""
     tmp = tmp_path_factory.mktemp("srun")
     out, log = tmp / "run", tmp / "job.out"
-    env = job_env(cluster, CONFIG=ds_config(tmp, "zero2", "fp32"), DATA=tiny_data, OUTPUT=out, MODEL="bert-tiny",
-                  MAX_STEPS=STEPS, EXTRA_ARGS="--log_steps 1 --eval_steps 0 --eval_samples 32 --num_workers 0")
+    env = job_env(
+        cluster,
+        CONFIG=ds_config(tmp, "zero2", "fp32"),
+        DATA=tiny_data,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        MAX_STEPS=STEPS,
+        EXTRA_ARGS="--log_steps 1 --eval_steps 0 --eval_samples 32 --num_workers 0",
+    )
     job = sbatch(cluster, env, "--wait", "-N", "2", f"--output={log}", "slurm/pretrain.sh")
     assert cluster.job_state(job)["JobState"] == "COMPLETED", job_log(log)[-3000:]
     assert_trained_on_both_hosts(job_log(log), out)
@@ -55,8 +62,15 @@ def test_deepspeed_launcher_with_a_hostfile_trains_across_both_hosts(cluster, ti
     out = tmp_path / "run"
     env_file = tmp_path / "deepspeed_env"  # what the remote processes need beyond NCCL*/PYTHON* (README)
     env_file.write_text("DS_ACCELERATOR=cpu\nOMP_NUM_THREADS=1\n")
-    cmd = ["deepspeed", "--hostfile", HOSTFILE, "--master_port", str(free_port()), PRETRAIN,
-           *train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), STEPS)]
+    cmd = [
+        "deepspeed",
+        "--hostfile",
+        HOSTFILE,
+        "--master_port",
+        str(free_port()),
+        PRETRAIN,
+        *train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), STEPS),
+    ]
     proc = cluster.run("node1", cmd, env=job_env(cluster, DS_ENV_FILE=str(env_file)), cwd=REPO, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
@@ -67,9 +81,24 @@ def test_deepspeed_launcher_with_a_hostfile_trains_across_both_hosts(cluster, ti
 
 def test_mpirun_with_the_same_hostfile_trains_across_both_hosts(cluster, tiny_data, srun_reference, tmp_path):
     out = tmp_path / "run"
-    cmd = ["mpirun", "-np", "2", "-hostfile", HOSTFILE, "-x", "DS_ACCELERATOR", "-x", "OMP_NUM_THREADS",
-           "-x", "PYTHONPATH", "-x", "MASTER_PORT", sys.executable, PRETRAIN,
-           *train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), STEPS)]
+    cmd = [
+        "mpirun",
+        "-np",
+        "2",
+        "-hostfile",
+        HOSTFILE,
+        "-x",
+        "DS_ACCELERATOR",
+        "-x",
+        "OMP_NUM_THREADS",
+        "-x",
+        "PYTHONPATH",
+        "-x",
+        "MASTER_PORT",
+        sys.executable,
+        PRETRAIN,
+        *train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), STEPS),
+    ]
     port = free_port()
     proc = cluster.run("node1", cmd, env=job_env(cluster, MASTER_PORT=str(port)), cwd=REPO, timeout=600)
     output = proc.stdout + proc.stderr
@@ -83,8 +112,16 @@ def test_srun_mpi_pmix_in_a_job_trains_across_both_hosts(cluster, tiny_data, sru
     out, log = tmp_path / "run", tmp_path / "job.out"
     args = train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), STEPS)
     wrap = f"srun --mpi=pmix {shlex.quote(sys.executable)} bertpt/pretrain.py {shlex.join(args)}"
-    job = sbatch(cluster, job_env(cluster, MASTER_PORT=str(free_port())), "--wait", "-N", "2", "--ntasks-per-node=1",
-                 f"--output={log}", f"--wrap={wrap}")
+    job = sbatch(
+        cluster,
+        job_env(cluster, MASTER_PORT=str(free_port())),
+        "--wait",
+        "-N",
+        "2",
+        "--ntasks-per-node=1",
+        f"--output={log}",
+        f"--wrap={wrap}",
+    )
     text = job_log(log)
     assert cluster.job_state(job)["JobState"] == "COMPLETED", text[-4000:]
     assert_trained_on_both_hosts(text, out)
@@ -95,18 +132,21 @@ def test_a_rank_whose_rendezvous_never_answers_stops_within_the_timeout(cluster,
     """Rank 1 on node2 while rank 0 never starts on node1 (a dead node, the wrong node): one line
     naming the address and port, within --rendezvous_timeout, not torch's 30-minute wait."""
     port = free_port()
-    args = train_args(tiny_data, tmp_path / "run", ds_config(tmp_path, "zero2", "fp32"), STEPS,
-                      "--rendezvous_timeout", "5")
+    args = train_args(
+        tiny_data, tmp_path / "run", ds_config(tmp_path, "zero2", "fp32"), STEPS, "--rendezvous_timeout", "5"
+    )
     env = job_env(cluster, RANK="1", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="node1", MASTER_PORT=str(port))
     start = time.monotonic()
     proc = cluster.run("node2", [sys.executable, PRETRAIN, *args], env=env, cwd=REPO, timeout=120)
     elapsed = time.monotonic() - start
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-    assert errors == [f"bertpt-pretrain: error: rank 1 cannot reach the rendezvous at node1:{port} "
-                      f"(MASTER_ADDR:MASTER_PORT) within 5 s (Connection refused); check that rank 0 is running, "
-                      "that node1 resolves and is reachable from this node (firewall; GLOO_SOCKET_IFNAME / "
-                      "NCCL_SOCKET_IFNAME for the right interface), or raise --rendezvous_timeout"], proc.stderr[-3000:]
+    assert errors == [
+        f"bertpt-pretrain: error: rank 1 cannot reach the rendezvous at node1:{port} "
+        f"(MASTER_ADDR:MASTER_PORT) within 5 s (Connection refused); check that rank 0 is running, "
+        "that node1 resolves and is reachable from this node (firewall; GLOO_SOCKET_IFNAME / "
+        "NCCL_SOCKET_IFNAME for the right interface), or raise --rendezvous_timeout"
+    ], proc.stderr[-3000:]
     assert elapsed < 5 + 30  # the timeout plus start-up (imports) on a busy 2-core machine
 
 
@@ -114,13 +154,23 @@ def test_a_master_addr_that_is_not_rank_0s_host_fails_at_once_on_every_node(clus
     """sbatch with MASTER_ADDR set to an address no host has: rank 0 says so at once and the job ends."""
     out, log = tmp_path / "run", tmp_path / "job.out"
     nowhere = f"{cluster.net}.99"
-    env = job_env(cluster, CONFIG=ds_config(tmp_path, "zero2", "fp32"), DATA=tiny_data, OUTPUT=out, MODEL="bert-tiny",
-                  MAX_STEPS=STEPS, MASTER_ADDR=nowhere, EXTRA_ARGS="--rendezvous_timeout 600 --num_workers 0")
+    env = job_env(
+        cluster,
+        CONFIG=ds_config(tmp_path, "zero2", "fp32"),
+        DATA=tiny_data,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        MAX_STEPS=STEPS,
+        MASTER_ADDR=nowhere,
+        EXTRA_ARGS="--rendezvous_timeout 600 --num_workers 0",
+    )
     start = time.monotonic()
     job = sbatch(cluster, env, "--wait", "-N", "2", f"--output={log}", "slurm/pretrain.sh")
     elapsed = time.monotonic() - start
     text = job_log(log)
     assert cluster.job_state(job)["JobState"] == "FAILED", text[-3000:]
-    assert (f"bertpt-pretrain: error: rank 0 runs on node1 but MASTER_ADDR {nowhere} is not an address of this host "
-            "(Cannot assign requested address)") in text, text[-3000:]
+    assert (
+        f"bertpt-pretrain: error: rank 0 runs on node1 but MASTER_ADDR {nowhere} is not an address of this host "
+        "(Cannot assign requested address)"
+    ) in text, text[-3000:]
     assert elapsed < 120  # not the 600 s rendezvous timeout of rank 1, nor torch's 30 minutes

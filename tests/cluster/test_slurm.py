@@ -28,8 +28,15 @@ def train_rows(out) -> list[dict]:
 
 def test_sbatch_trains_across_two_nodes(cluster, tiny_data, tmp_path):
     out, log = tmp_path / "run", tmp_path / "job.out"
-    env = job_env(cluster, CONFIG=ds_config(tmp_path, "zero2", "fp32"), DATA=tiny_data, OUTPUT=out,
-                  MODEL="bert-tiny", MAX_STEPS=24, EXTRA_ARGS=f"{TRAIN_FLAGS} --save_steps 12")
+    env = job_env(
+        cluster,
+        CONFIG=ds_config(tmp_path, "zero2", "fp32"),
+        DATA=tiny_data,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        MAX_STEPS=24,
+        EXTRA_ARGS=f"{TRAIN_FLAGS} --save_steps 12",
+    )
     job = sbatch(cluster, env, "--wait", "-N", "2", f"--output={log}", "slurm/pretrain.sh")
     text = job_log(log)
     state = cluster.job_state(job)
@@ -53,13 +60,21 @@ def test_usr1_checkpoints_requeues_and_resumes_without_training_a_step_twice(clu
     job checkpoints, requeues itself, and the requeued job resumes from that checkpoint to the end."""
     steps = 300
     out, log = tmp_path / "run", tmp_path / "job.out"
-    env = job_env(cluster, CONFIG=ds_config(tmp_path, "zero2", "fp32"), DATA=tiny_data, OUTPUT=out,
-                  MODEL="bert-tiny", MAX_STEPS=steps, EXTRA_ARGS=f"{TRAIN_FLAGS} --save_steps 0")
+    env = job_env(
+        cluster,
+        CONFIG=ds_config(tmp_path, "zero2", "fp32"),
+        DATA=tiny_data,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        MAX_STEPS=steps,
+        EXTRA_ARGS=f"{TRAIN_FLAGS} --save_steps 0",
+    )
     job = sbatch(cluster, env, "-N", "2", f"--output={log}", "slurm/pretrain.sh")
     deadline = time.monotonic() + 300
     while len(train_rows(out)) < 10:  # well into training, far from its end
-        assert time.monotonic() < deadline and cluster.job_state(job)["JobState"] in ("PENDING", "RUNNING"), \
-            job_log(log)[-3000:]
+        assert time.monotonic() < deadline and cluster.job_state(job)["JobState"] in ("PENDING", "RUNNING"), job_log(
+            log
+        )[-3000:]
         time.sleep(0.2)
     cluster.slurm("scancel", "--batch", "--signal=USR1", job)
     state = cluster.wait_job(job, timeout=600)
@@ -70,8 +85,11 @@ def test_usr1_checkpoints_requeues_and_resumes_without_training_a_step_twice(clu
     assert f"requeueing job {job}" in text
 
     # the step the signal stopped at: saved then, and the requeued run resumed right after it
-    stopped = [int(line.split(" at step ")[1].split()[0].rstrip(","))
-               for line in text.splitlines() if "bertpt: stopped by SIGUSR1 at step" in line]
+    stopped = [
+        int(line.split(" at step ")[1].split()[0].rstrip(","))
+        for line in text.splitlines()
+        if "bertpt: stopped by SIGUSR1 at step" in line
+    ]
     assert len(stopped) == 1 and 10 <= stopped[0] < steps, text[-4000:]
     k = stopped[0]
     assert f"resumed at step {k} from" in text
@@ -91,17 +109,37 @@ def tiny_data_long(tiny_data, corpus_dir, tmp_path_factory):
     from bertpt.data.prepare import PrepareConfig, prepare
 
     out = tmp_path_factory.mktemp("data") / "tiny-long"
-    prepare(PrepareConfig(output_dir=str(out), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=128,
-                          dupe_factor=1, val_fraction=0.1, chunk_mb=0.15, num_workers=0, sentence_splitter="lines"),
-            source=Source(inputs=[str(corpus_dir)]), progress=False)
+    prepare(
+        PrepareConfig(
+            output_dir=str(out),
+            tokenizer=str(tiny_data / "tokenizer"),
+            max_seq_length=128,
+            dupe_factor=1,
+            val_fraction=0.1,
+            chunk_mb=0.15,
+            num_workers=0,
+            sentence_splitter="lines",
+        ),
+        source=Source(inputs=[str(corpus_dir)]),
+        progress=False,
+    )
     return out
 
 
 def test_two_phase_flow_runs_phase_2_from_phase_1s_final_checkpoint(cluster, tiny_data, tiny_data_long, tmp_path):
     out = tmp_path / "two-phase"
-    env = job_env(cluster, PHASE1_DATA=tiny_data, PHASE2_DATA=tiny_data_long, OUTPUT=out, MODEL="bert-tiny",
-                  CONFIG=ds_config(tmp_path, "zero2", "fp32"), PHASE1_STEPS=10, PHASE2_STEPS=4,
-                  SBATCH_ARGS=f"-N 2 --output={tmp_path}/%x-%j.out", EXTRA_ARGS=TRAIN_FLAGS)
+    env = job_env(
+        cluster,
+        PHASE1_DATA=tiny_data,
+        PHASE2_DATA=tiny_data_long,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        CONFIG=ds_config(tmp_path, "zero2", "fp32"),
+        PHASE1_STEPS=10,
+        PHASE2_STEPS=4,
+        SBATCH_ARGS=f"-N 2 --output={tmp_path}/%x-%j.out",
+        EXTRA_ARGS=TRAIN_FLAGS,
+    )
     proc = cluster.run("node1", ["bash", "slurm/pretrain_two_phase.sh"], env=env, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     ids = [line.split(": job ")[1].split()[0].rstrip(",") for line in proc.stdout.splitlines() if ": job " in line]
@@ -128,8 +166,15 @@ def test_the_time_limit_signal_checkpoints_and_requeues(cluster, tiny_data, tmp_
     slurmctld checks time limits every 30 s, so it comes 90-120 s before the end): the run stops
     with a checkpoint before the limit, the job requeues and the restart resumes from it."""
     out, log = tmp_path / "run", tmp_path / "job.out"
-    env = job_env(cluster, CONFIG=ds_config(tmp_path, "zero2", "fp32"), DATA=tiny_data, OUTPUT=out,
-                  MODEL="bert-tiny", MAX_STEPS=1_000_000, EXTRA_ARGS=f"{TRAIN_FLAGS} --log_steps 50 --save_steps 0")
+    env = job_env(
+        cluster,
+        CONFIG=ds_config(tmp_path, "zero2", "fp32"),
+        DATA=tiny_data,
+        OUTPUT=out,
+        MODEL="bert-tiny",
+        MAX_STEPS=1_000_000,
+        EXTRA_ARGS=f"{TRAIN_FLAGS} --log_steps 50 --save_steps 0",
+    )
     job = sbatch(cluster, env, "-N", "2", "--time=3", "--signal=B:USR1@90", f"--output={log}", "slurm/pretrain.sh")
     try:
         deadline = time.monotonic() + 300

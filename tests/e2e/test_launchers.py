@@ -51,10 +51,26 @@ def test_zero_stages_give_the_same_fp32_losses(preset, zero2_fp32, tiny_data, tm
 def test_torchrun_and_mpirun_train_the_same(zero2_fp32, tiny_data, tmp_path):
     config = ds_config(tmp_path, "zero2", "fp32")
     port = free_port()
-    torchrun = ["torchrun", "--nproc_per_node", "2", "--master_port", str(port), PRETRAIN,
-                *train_args(tiny_data, tmp_path / "torchrun", config, STEPS)]
-    mpirun = ["mpirun", "-np", "2", "--oversubscribe", "-x", "DS_ACCELERATOR", "-x", "OMP_NUM_THREADS",
-              *python_cmd(*train_args(tiny_data, tmp_path / "mpirun", config, STEPS))]
+    torchrun = [
+        "torchrun",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        PRETRAIN,
+        *train_args(tiny_data, tmp_path / "torchrun", config, STEPS),
+    ]
+    mpirun = [
+        "mpirun",
+        "-np",
+        "2",
+        "--oversubscribe",
+        "-x",
+        "DS_ACCELERATOR",
+        "-x",
+        "OMP_NUM_THREADS",
+        *python_cmd(*train_args(tiny_data, tmp_path / "mpirun", config, STEPS)),
+    ]
     for cmd, name in ((torchrun, "torchrun"), (mpirun, "mpirun")):
         proc = run(cmd)
         assert "world size 2" in proc.stdout + proc.stderr, name
@@ -72,10 +88,18 @@ def test_plain_python_is_a_world_of_one(tiny_data, tmp_path):
     assert sorted(read_metrics(out)) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("preset, micro, accum", [
-    ("zero0", 4, 1), ("zero1", 4, 1), ("zero2", 4, 1), ("zero3", 4, 1),
-    ("zero2_fp16", 4, 1), ("zero0_lamb", 4, 2), ("zero3_offload", 4, 1),
-])
+@pytest.mark.parametrize(
+    "preset, micro, accum",
+    [
+        ("zero0", 4, 1),
+        ("zero1", 4, 1),
+        ("zero2", 4, 1),
+        ("zero3", 4, 1),
+        ("zero2_fp16", 4, 1),
+        ("zero0_lamb", 4, 2),
+        ("zero3_offload", 4, 1),
+    ],
+)
 def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
     """The presets' optimizer, precision and ZeRO sections as shipped; only the batch is test-sized.
     fp16 needs a CPU with native fp16 (AVX512-FP16, e.g. Sapphire Rapids); elsewhere DeepSpeed
@@ -101,7 +125,7 @@ def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
     if "fp16" in preset_json:
         assert "fp16 (dynamic loss scaling)" in log
         scales = [m["loss_scale"] for m in metrics.values()]
-        assert max(scales) <= 2 ** 16 and min(scales) >= 1
+        assert max(scales) <= 2**16 and min(scales) >= 1
     elif "bf16" in preset_json:
         assert ", bf16" in log
     if preset == "zero0_lamb":
@@ -135,8 +159,17 @@ def test_export_gives_the_engines_logits(preset, tiny_data, tmp_path):
     compare MLM and NSP logits with the engine's on a fixed batch (every rank checks)."""
     out = tmp_path / "run"
     script = str(__import__("pathlib").Path(__file__).parent / "export_check.py")
-    proc = run(["deepspeed", "--num_gpus", "2", "--master_port", str(free_port()), script,
-                *train_args(tiny_data, out, ds_config(tmp_path, preset, "fp32"), 4)])
+    proc = run(
+        [
+            "deepspeed",
+            "--num_gpus",
+            "2",
+            "--master_port",
+            str(free_port()),
+            script,
+            *train_args(tiny_data, out, ds_config(tmp_path, preset, "fp32"), 4),
+        ]
+    )
     log = proc.stdout + proc.stderr
     assert log.count("logits match") == 2, log[-3000:]
 
@@ -147,9 +180,18 @@ def test_static_and_whole_word_masked_data_train(tiny_data, corpus_dir, tmp_path
 
     for static in (True, False):
         data = tmp_path / f"data-static-{static}"
-        prepare(PrepareConfig(output_dir=str(data), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=64,
-                              whole_word_mask=True, static_masking=static, num_workers=0),
-                source=Source(inputs=[str(corpus_dir)]), progress=False)
+        prepare(
+            PrepareConfig(
+                output_dir=str(data),
+                tokenizer=str(tiny_data / "tokenizer"),
+                max_seq_length=64,
+                whole_word_mask=True,
+                static_masking=static,
+                num_workers=0,
+            ),
+            source=Source(inputs=[str(corpus_dir)]),
+            progress=False,
+        )
         out = tmp_path / f"run-static-{static}"
         run(python_cmd(*train_args(data, out, ds_config(tmp_path, "zero2", "fp32"), 3)))
         got = losses(out)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bertpt.data.prepare import PrepareConfig, prepare
+
 from tests.helpers import ds_config, losses, one_error_line, python_cmd, read_metrics, run, train_args
 
 pytestmark = pytest.mark.slow
@@ -25,8 +26,10 @@ def test_masked_lm_prob_resumes_bit_for_bit_and_is_recorded(tiny_data, tmp_path)
     whole, split, plain = tmp_path / "whole", tmp_path / "split", tmp_path / "plain"
     knob = ("--masked_lm_prob", "0.3")
     proc = run(python_cmd(*train_args(tiny_data, whole, config, STEPS, *knob)))
-    assert ("masking changed from the data's: masked_lm_prob 0.15 -> 0.3, max_predictions_per_seq 10 -> 20"
-            in proc.stdout + proc.stderr)
+    assert (
+        "masking changed from the data's: masked_lm_prob 0.15 -> 0.3, max_predictions_per_seq 10 -> 20"
+        in proc.stdout + proc.stderr
+    )
     run(python_cmd(*train_args(tiny_data, split, config, STEPS, *knob, "--steps_this_run", "3")))
     proc = run(python_cmd(*train_args(tiny_data, split, config, STEPS, *knob)))
     assert "resumed at step 3" in proc.stdout + proc.stderr
@@ -44,16 +47,27 @@ def test_masked_lm_prob_resumes_bit_for_bit_and_is_recorded(tiny_data, tmp_path)
     # resuming with other masking: one line on rank 0, and training goes on
     proc = run(python_cmd(*train_args(tiny_data, split, config, STEPS + 1, "--masked_lm_prob", "0.2")))
     notes = [line for line in (proc.stdout + proc.stderr).splitlines() if "differs from the checkpoint's" in line]
-    assert notes == ["bertpt: the masking differs from the checkpoint's: masked_lm_prob 0.3 -> 0.2, "
-                     "max_predictions_per_seq 20 -> 13 (the data order stays the same)"]
+    assert notes == [
+        "bertpt: the masking differs from the checkpoint's: masked_lm_prob 0.3 -> 0.2, "
+        "max_predictions_per_seq 20 -> 13 (the data order stays the same)"
+    ]
     assert client_state(split, STEPS + 1)["masking"]["masked_lm_prob"] == 0.2
 
 
 def test_static_data_refuses_the_knobs(tiny_data, corpus_dir, tmp_path):
     static = tmp_path / "static"
-    prepare(PrepareConfig(output_dir=str(static), tokenizer=str(tiny_data / "tokenizer"), max_seq_length=64,
-                          static_masking=True, num_workers=0, sentence_splitter="lines"),
-            documents=lambda: ((corpus_dir / "part0.txt").read_text().split("\n\n")), progress=False)
+    prepare(
+        PrepareConfig(
+            output_dir=str(static),
+            tokenizer=str(tiny_data / "tokenizer"),
+            max_seq_length=64,
+            static_masking=True,
+            num_workers=0,
+            sentence_splitter="lines",
+        ),
+        documents=lambda: (corpus_dir / "part0.txt").read_text().split("\n\n"),
+        progress=False,
+    )
     config = ds_config(tmp_path, "zero2", "fp32")
     proc = run(python_cmd(*train_args(static, tmp_path / "run", config, 2, "--masked_lm_prob", "0.3")), check=False)
     one_error_line(proc, "--masked_lm_prob: this data was prepared with --static_masking")

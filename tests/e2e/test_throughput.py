@@ -34,8 +34,25 @@ def test_a_deepspeed_activation_checkpointing_section_is_refused(tiny_data, tmp_
 
 def bench(*args: str, tmp_path) -> dict:
     out = tmp_path / "bench.json"
-    proc = run([sys.executable, "-m", "bertpt.bench", "--model", "bert-tiny", "--steps", "4", "--warmup", "1",
-                "--micro_batch", "4", "--json_out", str(out), *args], cwd=tmp_path)  # ds_configs/ found in the repo
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "bertpt.bench",
+            "--model",
+            "bert-tiny",
+            "--steps",
+            "4",
+            "--warmup",
+            "1",
+            "--micro_batch",
+            "4",
+            "--json_out",
+            str(out),
+            *args,
+        ],
+        cwd=tmp_path,
+    )  # ds_configs/ found in the repo
     return {"stdout": proc.stdout, "report": json.loads(out.read_text())}
 
 
@@ -43,7 +60,10 @@ def test_bench_compares_bertpt_with_the_transformers_loop(tiny_data, tmp_path):
     r = bench("--data", str(tiny_data), "--precision", "fp32", "--baseline", "fp32", "bf16", tmp_path=tmp_path)
     rows = r["report"]["results"]
     assert [(x["side"].split()[0], x["precision"]) for x in rows] == [
-        ("bertpt", "fp32"), ("transformers", "fp32"), ("transformers", "bf16 autocast")]
+        ("bertpt", "fp32"),
+        ("transformers", "fp32"),
+        ("transformers", "bf16 autocast"),
+    ]
     for x in rows:
         assert x["tokens_per_s"] > 0 and x["tflops"] > 0 and x["peak_mib"] > x["state_mib"] > 0 and x["mfu"] is None
     assert rows[1]["bertpt_speedup"] > 0 and "median over batches" in r["stdout"]
@@ -51,9 +71,22 @@ def test_bench_compares_bertpt_with_the_transformers_loop(tiny_data, tmp_path):
 
 
 def test_zero_sweep_runs_each_preset_on_one_and_two_processes(tmp_path):
-    r = bench("--zero_sweep", "--data", "synthetic", "--vocab_size", "1000", "--seq_len", "32", "--no_memory",
-              "--precision", "fp32", "--sweep_configs", str(REPO / "ds_configs/zero0.json"),
-              str(REPO / "ds_configs/zero3.json"), tmp_path=tmp_path)
+    r = bench(
+        "--zero_sweep",
+        "--data",
+        "synthetic",
+        "--vocab_size",
+        "1000",
+        "--seq_len",
+        "32",
+        "--no_memory",
+        "--precision",
+        "fp32",
+        "--sweep_configs",
+        str(REPO / "ds_configs/zero0.json"),
+        str(REPO / "ds_configs/zero3.json"),
+        tmp_path=tmp_path,
+    )
     rows = r["report"]
     assert [(x["zero_stage"], x["world_size"]) for x in rows] == [(0, 1), (3, 1), (0, 2), (3, 2)]
     assert all(x["tokens_per_s"] > 0 for x in rows) and "vs ZeRO-0" in r["stdout"]

@@ -115,8 +115,8 @@ class PretrainConfig:
             raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise BertptError(
-                f"--resume {self.resume}: no such checkpoint directory; pass a directory that "
-                "holds a DeepSpeed checkpoint (with a 'latest' file), 'auto' or 'none'")
+                f"--resume {self.resume}: no such checkpoint directory; pass a directory that holds bertpt "
+                "checkpoints (a run's output or checkpoints directory, or one step_* tag), 'auto' or 'none'")
         if self.init_from is not None and not Path(self.init_from).is_dir():
             raise BertptError(f"--init_from {self.init_from}: no such directory; pass a Hugging Face BERT directory "
                               "(config.json + model.safetensors) or a bertpt checkpoints directory")

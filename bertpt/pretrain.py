@@ -15,19 +15,18 @@ if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).r
     sys.path.pop(0)  # run as a script: keep bertpt/'s modules from shadowing top-level ones
 
 import functools
-import json
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from bertpt import distributed
-from bertpt.ckpt import checkpoint
-from bertpt.ckpt import universal
+from bertpt.ckpt import checkpoint, layout, resume
+from bertpt.ckpt.policy import SavePolicy
 from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
 from bertpt.data.dataset import (EVAL_STREAM, MaskingCollator, PretrainingData, StreamSampler, continuation_ids,
@@ -37,7 +36,7 @@ from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb, lamb_fallback
-from bertpt.preemption import EXIT_PREEMPTED, Stopper, ignore_in_workers
+from bertpt.preemption import EXIT_PREEMPTED, SignalFlag, ignore_in_workers
 from bertpt.ckpt.warmstart import init_from
 
 
@@ -59,7 +58,8 @@ class Run:
     reporter: Reporter
     start_step: int = 0
     last: dict = field(default_factory=dict)  # latest train and eval metrics, for the summary
-    stopper: Stopper | None = None
+    signals: SignalFlag | None = None
+    saves: SavePolicy | None = None
     preempted: str | None = None  # the signal that stopped the run early
 
 
@@ -76,34 +76,30 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                           f"{model_config.max_position_embeddings} positions; use data prepared with a shorter "
                           "--max_seq_length or a model with more max_position_embeddings")
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
-    resume_from = checkpoint.find_resume(cfg.resume, ckpt_dir)
+    found = resume.find(cfg.resume, ckpt_dir)
     require_writable_dir(Path(cfg.output_dir), "--output_dir")
-    resume = universal.plan(resume_from, ds_config, rank, world)  # another world size: keep the global batch
+    # fits this run? which config and tag (another world size: keep the global batch)?
+    plan = resume.plan(found, ds_config, rank, world, model_config.to_dict(), meta["tokenizer_hash"])
 
     import deepspeed  # after the cheap checks above, so bad input fails fast
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
     if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
-        init_from(cfg.init_from, model, meta["tokenizer_hash"], resume_from, rank)
+        init_from(cfg.init_from, model, meta["tokenizer_hash"], found, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=resume.ds_config,
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=param_groups(model), config=plan.ds_config,
                                       optimizer=lamb_fallback(ds_config))
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
-    if resume_from is not None:
-        expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta["tokenizer_hash"]}
-        state = universal.load(engine, resume, expect)["bertpt"]  # checkpoint.load of the planned tag
-        step, consumed = state["step"], state["consumed_samples"]
+    if found is not None:
+        position, _ = resume.load(engine, plan)
+        step, consumed = position.step, position.consumed_samples
     if rank == 0:
         checkpoint.write_static_files(ckpt_dir, model_config, data_dir / meta["tokenizer"], meta["tokenizer_hash"])
 
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
-    if consumed % engine.train_batch_size():
-        raise BertptError(f"the checkpoint consumed {consumed} samples, not a whole number of global batches of "
-                          f"{engine.train_batch_size()}: the global batch changed since it was saved; resume "
-                          "with the same batch sizes and world size")
     train = PretrainingData(data_dir, "train")
     whole_words = continuation_ids(data_dir) if meta["masking"]["whole_word"] else None
     sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
@@ -130,9 +126,10 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
                    + (", activation checkpointing" if cfg.activation_checkpointing else "")
                    + (f", MFU against {peak:g} TFLOPS ({device} {precision})" if peak else
                       f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)")
-                   + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
+                   + (f", resumed at step {step} from {found.dir}" if found else ""))
     return Run(cfg, engine, meta, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
-               iter(train_loader), eval_loader, reporter, start_step=step, stopper=Stopper(cfg.save_minutes, engine.device))
+               iter(train_loader), eval_loader, reporter, start_step=step, signals=SignalFlag(),
+               saves=SavePolicy(cfg.save_steps, cfg.save_minutes, cfg.keep_last, engine.device))
 
 
 def fit(run: Run) -> None:
@@ -152,15 +149,15 @@ def fit(run: Run) -> None:
         if step % cfg.log_steps == 0 or last:
             run.last["train"] = rep.train(step, sums.reduce(), engine.get_lr()[0], engine.get_global_grad_norm(),
                                           engine.optimizer.loss_scale if engine.fp16_enabled() else None)
-        stop, timed = run.stopper.poll()  # a preemption signal, or --save_minutes: the same on every rank
+        decision = run.saves.after_step(step, last, run.signals.raised)  # the same on every rank
         with rep.paused():
-            if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not stop:
+            if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not decision.stop:
                 run.last["eval"] = evaluate(run)
                 rep.eval(step, run.last["eval"])
-            if (cfg.save_steps and step % cfg.save_steps == 0) or last or stop or timed:
+            if decision.save:
                 save(run)
-        if stop:
-            run.preempted = run.stopper.signal
+        if decision.stop:
+            run.preempted = run.signals.signal or "a signal to another rank"
             return
 
 
@@ -179,18 +176,17 @@ def evaluate(run: Run) -> dict[str, float]:
 
 def save(run: Run) -> None:
     engine = run.engine
-    state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta["tokenizer_hash"])
-    position = {"step": run.step, "consumed_samples": run.consumed, "world_size": run.world,
-                "micro_batch": engine.train_micro_batch_size_per_gpu(),
-                "grad_accum": engine.gradient_accumulation_steps(), "global_batch": engine.train_batch_size(),
-                "zero_stage": engine.zero_optimization_stage()}
+    state = layout.client_state(asdict(run.cfg), run.ds_config, run.meta["tokenizer_hash"])
+    position = layout.RunPosition(step=run.step, consumed_samples=run.consumed, world_size=run.world,
+                                  micro_batch=engine.train_micro_batch_size_per_gpu(),
+                                  grad_accum=engine.gradient_accumulation_steps(),
+                                  global_batch=engine.train_batch_size(),
+                                  zero_stage=engine.zero_optimization_stage())
     summary = {"step": run.step, "consumed_samples": run.consumed,
                **{f"{split}_{k}": round(v, 4) for split, m in run.last.items() for k, v in m.items()
                   if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}}
-    tag = checkpoint.save(engine, run.ckpt_dir, run.step, state, keep_last=run.cfg.keep_last,
-                          extra_files={"bertpt_state.json": json.dumps(position, indent=2),
-                                       "bertpt_summary.json": json.dumps(summary, indent=2)})
-    run.stopper.saved()
+    tag = checkpoint.save(engine, run.ckpt_dir, position, state, summary)
+    run.saves.saved(run.ckpt_dir, run.rank)  # restarts the --save_minutes timer, prunes to --keep_last
     run.reporter.write(f"step {run.step}: saved checkpoint {run.ckpt_dir / tag}")
 
 
@@ -198,8 +194,8 @@ def finish(run: Run, seconds: float) -> None:
     from bertpt.ckpt.export import export_hf
 
     hf_dir = Path(run.cfg.output_dir) / "hf"
-    if run.rank == 0 and (run.ckpt_dir / "latest").is_file():
-        export_hf(run.ckpt_dir, hf_dir)
+    if run.rank == 0 and layout.published_tags(run.ckpt_dir):
+        export_hf(run.ckpt_dir, hf_dir)  # the newest good checkpoint, as a resume would take
     distributed.barrier()
     run.reporter.close()
     if run.rank != 0:
@@ -283,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             run.reporter.write(f"bertpt: the checkpoint is already at step {run.step}; raise --max_steps to train on")
         fit(run)
         if run.preempted:
-            run.stopper.exiting()
+            run.signals.exiting()
             run.reporter.write(f"bertpt: stopped by {run.preempted} at step {run.step}, checkpoint saved; exiting with "
                                f"status {EXIT_PREEMPTED} (resume: run the same command again)")
             run.reporter.close()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertpt.ckpt.checkpoint import verify
+from bertpt.ckpt.layout import verify
 from bertpt.preemption import EXIT_PREEMPTED
 from tests.helpers import (
     REPO,

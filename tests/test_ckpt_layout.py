@@ -92,7 +92,7 @@ def test_verification_shapes_and_positions_have_one_owner():
         r"\bverify\(": "verify",  # only layout's newest_good verifies
         r'"intermediate_size"': "shape keys",
         r"bertpt_state\.json\"|\bSTATE\b.*read_text": "run position",
-        r'"consumed_samples"\]|\["step"\]': "a second copy of the position",
+        r'"consumed_samples"\]|get\("consumed_samples"': "a second copy of the position",  # read by key
     }
     found = {what: sorted(str(p.relative_to(SOURCES.parent)) for p, text in sources("layout.py").items()
                           if re.search(pattern, text) and not p.match("bertpt/model.py"))
@@ -168,7 +168,7 @@ def test_resume_init_from_and_export_take_the_same_newest_good_checkpoint(tmp_pa
     warnings.append(capsys.readouterr().err)
     assert "tag `step_000002`" in (out / "README.md").read_text()
     for err, purpose in zip(warnings, ("resuming from", "initialising from", "exporting")):
-        lines = err.splitlines()
+        lines = [line for line in err.splitlines() if line.startswith("bertpt:")]  # not transformers' progress
         assert len(lines) == (2 if purpose == "resuming from" else 1), err  # one per call
         assert all(line.startswith(f"bertpt: warning: skipped checkpoint {ckpt / 'step_000004'} is incomplete or "
                                    "damaged (zero_pp_rank_0_mp_rank_00_optim_states.pt has") and

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                         "output directory).")
     parser.add_argument("out_dir", help="Directory to write the Hugging Face model to.")
     parser.add_argument("--tag", default=None, help=("Checkpoint tag to export (default: the newest complete one, "
-                                                               "normally the one 'latest' names)."))
+                                                               "normally the one `latest` names)."))
     args = parser.parse_args(argv)
     with exit_on_error("bertpt-export"):
         out = export_hf(args.ckpt_dir, args.out_dir, args.tag)

@@ -83,7 +83,8 @@ def write_latest(ckpt_dir: Path, tag: str) -> None:
 
 def write_manifest(tag_dir: Path, tag: str) -> None:
     """Record every file of `tag_dir` with its size (the last file written before publishing)."""
-    files = {str(p.relative_to(tag_dir)): p.stat().st_size for p in sorted(tag_dir.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(tag_dir)): p.stat().st_size for p in sorted(tag_dir.rglob("*"))
+             if p.is_file() and p != tag_dir / MANIFEST}
     write_atomic(tag_dir / MANIFEST, json.dumps({"tag": tag, "files": files}, indent=1), fsync=True)
 
 

@@ -13,7 +13,14 @@ import torch
 
 from bertpt.ckpt import layout, resume
 from bertpt.ckpt.export import export_hf
-from bertpt.ckpt.layout import Checkpoint, RunPosition, newest_good, published_tags, tag_for, verify
+from bertpt.ckpt.layout import (
+    Checkpoint,
+    RunPosition,
+    newest_good,
+    published_tags,
+    tag_for,
+    verify,
+)
 from bertpt.ckpt.warmstart import initial_weights
 from bertpt.data.dataset import load_meta
 from bertpt.errors import BertptError
@@ -64,8 +71,8 @@ def test_newest_good_resolves_a_run_dir_a_checkpoints_dir_and_a_tag(tmp_path, ca
     newest.joinpath("rng_rank_0.pt").write_bytes(b"")
     assert newest_good(tmp_path / "run", "x", "using") == Checkpoint(ckpt, "step_000004")
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"bertpt: warning: skipped checkpoint {newest} is incomplete or damaged (rng_rank_0.pt has 0 "
-                   f"bytes, 101 were written); using {ckpt / 'step_000004'}"]
+    assert err == [(f"bertpt: warning: skipped checkpoint {newest} is incomplete or damaged (rng_rank_0.pt has 0 "
+                    f"bytes, 101 were written); using {ckpt / 'step_000004'}")]
     with pytest.raises(BertptError, match=r"^--thing: the checkpoint is incomplete or damaged \(rng_rank_0.pt"):
         newest_good(newest, "--thing", "using")
     (ckpt / "step_000004" / "manifest.json").unlink()

@@ -83,7 +83,7 @@ def test_plan_on_the_same_world_size_loads_the_tag_as_it_is(release):
 
 def test_plan_on_another_world_size_keeps_the_global_batch(release, capsys):
     """ZeRO 0 (no conversion needed): 1 rank x micro 4 saved; 2 ranks with micro 2 keep the global batch 4."""
-    out, found, config, tokenizer = release
+    _, found, config, tokenizer = release
     state = found.path / "bertpt_state.json"
     state.write_text(json.dumps({**json.loads(state.read_text()), "zero_stage": 0}))  # as if saved with ZeRO 0
     ds = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1}
@@ -121,3 +121,17 @@ def test_release_0_1_checkpoint_resumes_and_exports(tmp_path):
     assert "tag `step_000004`" in (hf_dir / "README.md").read_text()
     model = HFBertForPreTraining.from_pretrained(str(hf_dir))
     assert model.config.hidden_size == 32 and model.config.vocab_size == 120
+
+
+def test_setup_resumes_through_find_plan_load_only():
+    """pretrain.setup's resume is resume.find -> resume.plan -> resume.load, in that order, and nothing
+    else of the resume machinery (no universal.*, no engine.load_checkpoint of its own)."""
+    import inspect
+
+    from bertpt import pretrain
+
+    source = inspect.getsource(pretrain.setup)
+    calls = [source.index(f"resume.{name}(") for name in ("find", "plan", "load")]
+    assert calls == sorted(calls) and all(source.count(f"resume.{n}(") == 1 for n in ("find", "plan", "load"))
+    whole = inspect.getsource(pretrain)
+    assert "universal" not in whole and "load_checkpoint" not in whole and "newest_good" not in whole

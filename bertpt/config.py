@@ -19,7 +19,6 @@ from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
 
 
-
 @dataclass
 class PretrainConfig:
     """Everything about a pretraining run that the DeepSpeed JSON does not own."""
@@ -28,99 +27,108 @@ class PretrainConfig:
         None,
         "Prepared data directory (the --output_dir of bertpt-prepare). Default: the built-in demo "
         "corpus, the English documentation text shipped with Python itself, prepared automatically "
-        "on first use into ~/.cache/bertpt.")
+        "on first use into ~/.cache/bertpt.",
+    )
     output_dir: str = _arg(
         "runs/bertpt",
         "Run directory: checkpoints/ (DeepSpeed sharded checkpoints), tb/ (TensorBoard logs) and "
-        "hf/ (the final Hugging Face export) are written here.")
+        "hf/ (the final Hugging Face export) are written here.",
+    )
     model: str = _arg(
         "bert-mini",
         "Model size: a preset (bert-tiny, bert-mini, bert-small, bert-medium, bert-base, bert-large) "
         "or the path of a transformers BertConfig JSON. The vocabulary size always comes from the "
-        "data's tokenizer.")
-    max_steps: int = _arg(
-        600,
-        "Total optimizer steps. A resumed run continues up to this number.")
+        "data's tokenizer.",
+    )
+    max_steps: int = _arg(600, "Total optimizer steps. A resumed run continues up to this number.")
     steps_this_run: int = _arg(
         0,
         "Stop after this many steps of this run, with a checkpoint, even if --max_steps is not reached "
-        "(for time-limited jobs that resume; the LR schedule still spans --max_steps). 0: run to --max_steps.")
+        "(for time-limited jobs that resume; the LR schedule still spans --max_steps). 0: run to --max_steps.",
+    )
     save_steps: int = _arg(
-        1000,
-        "Save a checkpoint every N optimizer steps (0: only at the end). One is always saved at "
-        "the end.")
+        1000, "Save a checkpoint every N optimizer steps (0: only at the end). One is always saved at the end."
+    )
     save_minutes: float = _arg(
         0,
         "Also save a checkpoint when this many minutes passed since the last save, whichever of "
-        "--save_steps and --save_minutes comes first (0: off).")
-    keep_last: int = _arg(
-        0,
-        "Keep only the newest K checkpoints, deleting older ones after each save (0: keep all).")
+        "--save_steps and --save_minutes comes first (0: off).",
+    )
+    keep_last: int = _arg(0, "Keep only the newest K checkpoints, deleting older ones after each save (0: keep all).")
     eval_steps: int = _arg(
         100,
         "Evaluate MLM/NSP loss and accuracy on the held-out split every N steps (0: never; the "
-        "end of training always evaluates).")
-    eval_samples: int = _arg(
-        1024,
-        "Held-out instances used per evaluation (fewer if the validation split is smaller).")
-    log_steps: int = _arg(
-        10,
-        "Log training metrics to the console and TensorBoard every N steps.")
-    seed: int = _arg(
-        42,
-        "Seed for model initialisation, data order, masking and dropout.")
+        "end of training always evaluates).",
+    )
+    eval_samples: int = _arg(1024, "Held-out instances used per evaluation (fewer if the validation split is smaller).")
+    log_steps: int = _arg(10, "Log training metrics to the console and TensorBoard every N steps.")
+    seed: int = _arg(42, "Seed for model initialisation, data order, masking and dropout.")
     resume: str = _arg(
         "auto",
         "auto: continue from <output_dir>/checkpoints if it holds one, else start fresh. none: "
         "start fresh (refuses if <output_dir> already holds checkpoints, so nothing is "
-        "overwritten). PATH: continue from that checkpoint directory (or one tag inside it).")
+        "overwritten). PATH: continue from that checkpoint directory (or one tag inside it).",
+    )
     init_from: str | None = _arg(
         None,
         "Start this run from existing weights, with a fresh optimizer, LR schedule and step 0: a Hugging "
         "Face BERT directory (continued pretraining; heads it lacks are freshly initialised) or a bertpt "
         "checkpoint (a run's checkpoints directory or one tag inside it: phase 2 from phase 1). Shapes "
-        "must match --model and the data's tokenizer. Ignored when there is a checkpoint to resume.")
+        "must match --model and the data's tokenizer. Ignored when there is a checkpoint to resume.",
+    )
     rendezvous_timeout: float = _arg(
         300,
         "Seconds a rank waits for rank 0's rendezvous (MASTER_ADDR:MASTER_PORT) to answer before it stops "
-        "with an error naming the address, instead of hanging.")
+        "with an error naming the address, instead of hanging.",
+    )
     num_workers: int = _arg(
-        1,
-        "DataLoader worker processes per rank that collate and mask batches (0: in the training "
-        "process).")
+        1, "DataLoader worker processes per rank that collate and mask batches (0: in the training process)."
+    )
     activation_checkpointing: bool = _arg(
         False,
         "Recompute each encoder layer's activations in the backward pass instead of keeping them "
         "(torch.utils.checkpoint): about a third more compute for a fraction of the activation memory, "
         "for large models and long sequences. The same losses and gradients (dropout masks are replayed). "
         "bertpt's model does not use DeepSpeed's checkpointing API, so a DeepSpeed JSON "
-        "\"activation_checkpointing\" section is refused in favour of this flag.")
+        '"activation_checkpointing" section is refused in favour of this flag.',
+    )
     masked_lm_prob: float | None = _arg(
         None,
         "Fraction of each instance's tokens that are masked and predicted (BERT: 0.15; MosaicBERT found 0.3 "
         "better). Default: the value the data was prepared with. Without --max_predictions_per_seq the cap "
         "becomes ceil(masked_lm_prob x max_seq_length), so a full-length instance is never clipped. Dynamic "
-        "masking only: statically masked data refuses it.")
+        "masking only: statically masked data refuses it.",
+    )
     max_predictions_per_seq: int | None = _arg(
         None,
         "Most masked positions per instance. Default: the data's, or ceil(masked_lm_prob x max_seq_length) "
-        "when --masked_lm_prob is given. Dynamic masking only.")
+        "when --masked_lm_prob is given. Dynamic masking only.",
+    )
     whole_word_mask: bool | None = _arg(
         None,
         "Mask whole words (true/false): a ## WordPiece is masked with the word it continues. Default: as the "
-        "data was prepared. Dynamic masking only.")
+        "data was prepared. Dynamic masking only.",
+    )
     peak_tflops: float = _arg(
         0,
         "Peak TFLOPS of one device at the training precision, for the MFU shown in the log and "
         "TensorBoard. 0: from bertpt's table of known accelerators (H100, H200, A100, V100, A10, L4, "
-        "MI250, MI300; see bertpt/flops.py); on CPUs and unknown devices MFU is then not shown.")
+        "MI250, MI300; see bertpt/flops.py); on CPUs and unknown devices MFU is then not shown.",
+    )
 
     def validate(self) -> None:
         for name in ("max_steps", "log_steps"):
             if getattr(self, name) < 1:
                 raise BertptError(f"--{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("steps_this_run", "save_steps", "save_minutes", "keep_last", "eval_steps", "eval_samples",
-                     "num_workers"):
+        for name in (
+            "steps_this_run",
+            "save_steps",
+            "save_minutes",
+            "keep_last",
+            "eval_steps",
+            "eval_samples",
+            "num_workers",
+        ):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
         if self.masked_lm_prob is not None and not 0.0 < self.masked_lm_prob < 1.0:
@@ -133,14 +141,19 @@ class PretrainConfig:
             raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise BertptError(
-                f"--resume {self.resume}: no such checkpoint directory; pass a directory that "
-                "holds a DeepSpeed checkpoint (with a 'latest' file), 'auto' or 'none'")
+                f"--resume {self.resume}: no such checkpoint directory; pass a directory that holds bertpt "
+                "checkpoints (a run's output or checkpoints directory, or one step_* tag), 'auto' or 'none'"
+            )
         if self.init_from is not None and not Path(self.init_from).is_dir():
-            raise BertptError(f"--init_from {self.init_from}: no such directory; pass a Hugging Face BERT directory "
-                              "(config.json + model.safetensors) or a bertpt checkpoints directory")
+            raise BertptError(
+                f"--init_from {self.init_from}: no such directory; pass a Hugging Face BERT directory "
+                "(config.json + model.safetensors) or a bertpt checkpoints directory"
+            )
         if self.data is not None and not Path(self.data).is_dir():
-            raise BertptError(f"--data {self.data}: no such directory; prepare one with "
-                              f"`bertpt-prepare YOUR_TEXT --output_dir {self.data}`")
+            raise BertptError(
+                f"--data {self.data}: no such directory; prepare one with "
+                f"`bertpt-prepare YOUR_TEXT --output_dir {self.data}`"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
@@ -148,10 +161,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
     import deepspeed
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(PretrainConfig, description=(
-        "Pretrain BERT (masked-language modelling + next-sentence prediction) with DeepSpeed. "
-        "Optimizer, LR schedule, precision, ZeRO stage, clipping and batch sizes come from the "
-        "DeepSpeed JSON alone (see ds_configs/)."))
+    parser = HfArgumentParser(
+        PretrainConfig,
+        description=(
+            "Pretrain BERT (masked-language modelling + next-sentence prediction) with DeepSpeed. "
+            "Optimizer, LR schedule, precision, ZeRO stage, clipping and batch sizes come from the "
+            "DeepSpeed JSON alone (see ds_configs/)."
+        ),
+    )
     parser = deepspeed.add_config_arguments(parser)
     # The deepspeed launcher passes --local_rank; we read LOCAL_RANK from the environment instead.
     parser.add_argument("--local_rank", type=int, default=None, help="Set by the deepspeed launcher; ignored.")
@@ -159,14 +176,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
     cfg, ns = parser.parse_args_into_dataclasses(args=argv)
     ds_path = ns.deepspeed_config or ns.deepscale_config
     if not ds_path:
-        raise BertptError("--deepspeed_config is required, e.g. --deepspeed_config ds_configs/zero2.json "
-                          "(the presets in ds_configs/ are described in the README)")
+        raise BertptError(
+            "--deepspeed_config is required, e.g. --deepspeed_config ds_configs/zero2.json "
+            "(the presets in ds_configs/ are described in the README)"
+        )
     cfg.validate()
     return cfg, ds_path
 
 
 # ---------------------------------------------------------------------------------------------
 # The DeepSpeed JSON
+
 
 def load_ds_config(path: str, max_steps: int) -> dict:
     """Read a DeepSpeed JSON and fill in its "auto" values; everything else is left untouched."""
@@ -207,14 +227,17 @@ def resolve_auto(cfg: dict, max_steps: int) -> dict:
     for key, value in list(params.items()):
         if value == "auto":
             if fill.get(key) is None:
-                raise BertptError(f"DeepSpeed JSON: scheduler.params.{key} is \"auto\" but bertpt cannot "
-                                  "derive it; write a number")
+                raise BertptError(
+                    f'DeepSpeed JSON: scheduler.params.{key} is "auto" but bertpt cannot derive it; write a number'
+                )
             params[key] = fill[key]
 
     def reject_auto(node: Any, where: str) -> None:
         if node == "auto":
-            raise BertptError(f"DeepSpeed JSON: {where} is \"auto\"; only scheduler.params.total_num_steps, "
-                              "warmup_num_steps and warmup_max_lr may be \"auto\"")
+            raise BertptError(
+                f'DeepSpeed JSON: {where} is "auto"; only scheduler.params.total_num_steps, '
+                'warmup_num_steps and warmup_max_lr may be "auto"'
+            )
         if isinstance(node, dict):
             for k, v in node.items():
                 reject_auto(v, f"{where}.{k}" if where else k)

@@ -15,7 +15,6 @@ if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).r
     sys.path.pop(0)  # run as a script: keep bertpt/'s modules from shadowing top-level ones
 
 import functools
-import json
 import random
 import time
 from collections.abc import Iterator
@@ -26,10 +25,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from bertpt import distributed
-from bertpt.ckpt import checkpoint
-from bertpt.ckpt import universal
-from bertpt.data.builtin import builtin_data_dir, prepare_builtin
+from bertpt.ckpt import checkpoint, layout, resume
+from bertpt.ckpt.policy import SavePolicy
+from bertpt.ckpt.warmstart import init_from
 from bertpt.config import PretrainConfig, load_ds_config, parse_args
+from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.data.dataset import PretrainingData, StreamSampler, continuation_ids, eval_batches
 from bertpt.data.format import Masking, Meta, is_complete, load_meta
 from bertpt.data.masking import EVAL_STREAM, TRAIN_STREAM, MaskingCollator, describe_changes, resolve_masking
@@ -39,13 +39,13 @@ from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
 from bertpt.optim import check_lamb
-from bertpt.preemption import EXIT_PREEMPTED, Stopper, ignore_in_workers
-from bertpt.ckpt.warmstart import init_from
+from bertpt.preemption import EXIT_PREEMPTED, SignalFlag, ignore_in_workers
 
 
 @dataclass
 class Run:
     """What setup builds and fit advances."""
+
     cfg: PretrainConfig
     engine: object
     meta: Meta
@@ -62,7 +62,8 @@ class Run:
     reporter: Reporter
     start_step: int = 0
     last: dict = field(default_factory=dict)  # latest train and eval metrics, for the summary
-    stopper: Stopper | None = None
+    signals: SignalFlag | None = None
+    saves: SavePolicy | None = None
     preempted: str | None = None  # the signal that stopped the run early
 
 
@@ -70,82 +71,121 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     rank, world, local_rank = distributed.init(cfg.rendezvous_timeout)
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
     meta = load_meta(data_dir)  # the one read of the data's index; everything below takes it from here
-    masking = resolve_masking(meta.masking, meta.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq,
-                              cfg.whole_word_mask)
+    masking = resolve_masking(
+        meta.masking, meta.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq, cfg.whole_word_mask
+    )
     ds_config = load_ds_config(ds_path, cfg.max_steps)
     check_lamb(ds_config)
     check_ds_config(ds_config, ds_path)
     model_config = bert_config(cfg.model, meta.vocab_size, meta.special_ids.pad)
     if model_config.max_position_embeddings < meta.max_seq_length:
-        raise BertptError(f"{data_dir} holds sequences of {meta.max_seq_length} tokens but the model has only "
-                          f"{model_config.max_position_embeddings} positions; use data prepared with a shorter "
-                          "--max_seq_length or a model with more max_position_embeddings")
+        raise BertptError(
+            f"{data_dir} holds sequences of {meta.max_seq_length} tokens but the model has only "
+            f"{model_config.max_position_embeddings} positions; use data prepared with a shorter "
+            "--max_seq_length or a model with more max_position_embeddings"
+        )
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
-    resume_from = checkpoint.find_resume(cfg.resume, ckpt_dir)
+    found = resume.find(cfg.resume, ckpt_dir)
     require_writable_dir(Path(cfg.output_dir), "--output_dir")
-    resume = universal.plan(resume_from, ds_config, rank, world)  # another world size: keep the global batch
+    # fits this run? which config and tag (another world size: keep the global batch)?
+    plan = resume.plan(found, ds_config, rank, world, model_config.to_dict(), meta.tokenizer_hash)
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
     if cfg.init_from:  # weights only, the same on every rank; a checkpoint to resume wins (README)
-        init_from(cfg.init_from, model, meta.tokenizer_hash, resume_from, rank)
+        init_from(cfg.init_from, model, meta.tokenizer_hash, found, rank)
     n_params = num_parameters(model)  # now: ZeRO-3 partitions the parameters in initialize
-    engine = build_engine(model, resume.ds_config)  # DeepSpeed is imported here, after the cheap checks above
+    engine = build_engine(model, plan.ds_config)  # DeepSpeed is imported here, after the cheap checks above
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
     saved_masking = None
-    if resume_from is not None:
-        expect = {"model_config": model_config.to_dict(), "tokenizer_hash": meta.tokenizer_hash}
-        state = universal.load(engine, resume, expect)["bertpt"]  # checkpoint.load of the planned tag
-        step, consumed = state["step"], state["consumed_samples"]
+    if found is not None:
+        position, state = resume.load(engine, plan)
+        step, consumed = position.step, position.consumed_samples
         if "masking" in state:  # recorded since masking became a training-time choice
             saved_masking = Masking.from_dict(state["masking"])
     if rank == 0:
         checkpoint.write_static_files(ckpt_dir, model_config, meta.tokenizer_path(), meta.tokenizer_hash)
 
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
-    if consumed % engine.train_batch_size():
-        raise BertptError(f"the checkpoint consumed {consumed} samples, not a whole number of global batches of "
-                          f"{engine.train_batch_size()}: the global batch changed since it was saved; resume "
-                          "with the same batch sizes and world size")
     train = PretrainingData(meta, "train")
     whole_words = continuation_ids(meta) if masking.whole_word_mask and not masking.static else None
     sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
     # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
     # from the global one would shift the dropout stream (and break bitwise-exact resume).
-    train_loader = DataLoader(train, batch_sampler=sampler,
-                              collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed,
-                                                         TRAIN_STREAM, whole_words),
-                              num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
-                              worker_init_fn=ignore_in_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    train_loader = DataLoader(
+        train,
+        batch_sampler=sampler,
+        collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed, TRAIN_STREAM, whole_words),
+        num_workers=cfg.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=ignore_in_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     split = "val" if "val" in meta.splits else "train"
     held_out = PretrainingData(meta, split)
-    eval_loader = DataLoader(held_out, batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
-                             collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed,
-                                                        EVAL_STREAM, whole_words),
-                             generator=torch.Generator().manual_seed(cfg.seed))
+    eval_loader = DataLoader(
+        held_out,
+        batch_sampler=eval_batches(len(held_out), cfg.eval_samples, micro, world, rank),
+        collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed, EVAL_STREAM, whole_words),
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
 
     device, precision = device_name(engine.device), precision_name(engine).split()[0]
     peak = cfg.peak_tflops or peak_tflops(device, precision)
-    reporter = Reporter(rank, Path(cfg.output_dir), step, cfg.max_steps, flops=functools.partial(step_flops, model_config),
-                        peak_tflops=peak, world=world)
-    reporter.write(f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
-                   f"({len(train)} training instances of {meta.max_seq_length} tokens), world size {world}, "
-                   f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
-                   f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}"
-                   + (", activation checkpointing" if cfg.activation_checkpointing else "")
-                   + (f", masking changed from the data's: {describe_changes(meta.masking, masking)}"
-                      if masking != meta.masking else "")
-                   + (f", MFU against {peak:g} TFLOPS ({device} {precision})" if peak else
-                      f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)")
-                   + (f", resumed at step {step} from {resume_from[0]}" if resume_from else ""))
+    reporter = Reporter(
+        rank,
+        Path(cfg.output_dir),
+        step,
+        cfg.max_steps,
+        flops=functools.partial(step_flops, model_config),
+        peak_tflops=peak,
+        world=world,
+    )
+    reporter.write(
+        f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
+        f"({len(train)} training instances of {meta.max_seq_length} tokens), world size {world}, "
+        f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
+        f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}"
+        + (", activation checkpointing" if cfg.activation_checkpointing else "")
+        + (
+            f", masking changed from the data's: {describe_changes(meta.masking, masking)}"
+            if masking != meta.masking
+            else ""
+        )
+        + (
+            f", MFU against {peak:g} TFLOPS ({device} {precision})"
+            if peak
+            else f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)"
+        )
+        + (f", resumed at step {step} from {found.dir}" if found else "")
+    )
     if saved_masking is not None and saved_masking != masking:
-        reporter.write(f"bertpt: the masking differs from the checkpoint's: {describe_changes(saved_masking, masking)} "
-                       "(the data order stays the same)")
+        reporter.write(
+            f"bertpt: the masking differs from the checkpoint's: {describe_changes(saved_masking, masking)} "
+            "(the data order stays the same)"
+        )
     reporter.settings("masking", masking_scalars(masking), step)
-    return Run(cfg, engine, meta, masking, data_dir, ckpt_dir, ds_config, rank, world, step, consumed,
-               iter(train_loader), eval_loader, reporter, start_step=step, stopper=Stopper(cfg.save_minutes, engine.device))
+    return Run(
+        cfg,
+        engine,
+        meta,
+        masking,
+        data_dir,
+        ckpt_dir,
+        ds_config,
+        rank,
+        world,
+        step,
+        consumed,
+        iter(train_loader),
+        eval_loader,
+        reporter,
+        start_step=step,
+        signals=SignalFlag(),
+        saves=SavePolicy(cfg.save_steps, cfg.save_minutes, cfg.keep_last, engine.device),
+    )
 
 
 def fit(run: Run) -> None:
@@ -163,17 +203,22 @@ def fit(run: Run) -> None:
         rep.step()
         last = step == end
         if step % cfg.log_steps == 0 or last:
-            run.last["train"] = rep.train(step, sums.reduce(), engine.get_lr()[0], engine.get_global_grad_norm(),
-                                          engine.optimizer.loss_scale if engine.fp16_enabled() else None)
-        stop, timed = run.stopper.poll()  # a preemption signal, or --save_minutes: the same on every rank
+            run.last["train"] = rep.train(
+                step,
+                sums.reduce(),
+                engine.get_lr()[0],
+                engine.get_global_grad_norm(),
+                engine.optimizer.loss_scale if engine.fp16_enabled() else None,
+            )
+        decision = run.saves.after_step(step, last, run.signals.raised)  # the same on every rank
         with rep.paused():
-            if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not stop:
+            if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not decision.stop:
                 run.last["eval"] = evaluate(run)
                 rep.eval(step, run.last["eval"])
-            if (cfg.save_steps and step % cfg.save_steps == 0) or last or stop or timed:
+            if decision.save:
                 save(run)
-        if stop:
-            run.preempted = run.stopper.signal
+        if decision.stop:
+            run.preempted = run.signals.signal or "a signal to another rank"
             return
 
 
@@ -192,19 +237,29 @@ def evaluate(run: Run) -> dict[str, float]:
 
 def save(run: Run) -> None:
     engine = run.engine
-    state = checkpoint.client_state(run.step, run.consumed, run.cfg, run.ds_config, run.meta.tokenizer_hash)
-    state["bertpt"]["masking"] = asdict(run.masking)  # what this run masked with; a resume compares it
-    position = {"step": run.step, "consumed_samples": run.consumed, "world_size": run.world,
-                "micro_batch": engine.train_micro_batch_size_per_gpu(),
-                "grad_accum": engine.gradient_accumulation_steps(), "global_batch": engine.train_batch_size(),
-                "zero_stage": engine.zero_optimization_stage()}
-    summary = {"step": run.step, "consumed_samples": run.consumed,
-               **{f"{split}_{k}": round(v, 4) for split, m in run.last.items() for k, v in m.items()
-                  if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}}
-    tag = checkpoint.save(engine, run.ckpt_dir, run.step, state, keep_last=run.cfg.keep_last,
-                          extra_files={"bertpt_state.json": json.dumps(position, indent=2),
-                                       "bertpt_summary.json": json.dumps(summary, indent=2)})
-    run.stopper.saved()
+    # what this run masked with: a resume compares it
+    state = layout.client_state(asdict(run.cfg), run.ds_config, run.meta.tokenizer_hash, masking=asdict(run.masking))
+    position = layout.RunPosition(
+        step=run.step,
+        consumed_samples=run.consumed,
+        world_size=run.world,
+        micro_batch=engine.train_micro_batch_size_per_gpu(),
+        grad_accum=engine.gradient_accumulation_steps(),
+        global_batch=engine.train_batch_size(),
+        zero_stage=engine.zero_optimization_stage(),
+    )
+    summary = {
+        "step": run.step,
+        "consumed_samples": run.consumed,
+        **{
+            f"{split}_{k}": round(v, 4)
+            for split, m in run.last.items()
+            for k, v in m.items()
+            if k in ("mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")
+        },
+    }
+    tag = checkpoint.save(engine, run.ckpt_dir, position, state, summary)
+    run.saves.saved(run.ckpt_dir, run.rank)  # restarts the --save_minutes timer, prunes to --keep_last
     run.reporter.write(f"step {run.step}: saved checkpoint {run.ckpt_dir / tag}")
 
 
@@ -212,8 +267,8 @@ def finish(run: Run, seconds: float) -> None:
     from bertpt.ckpt.export import export_hf
 
     hf_dir = Path(run.cfg.output_dir) / "hf"
-    if run.rank == 0 and (run.ckpt_dir / "latest").is_file():
-        export_hf(run.ckpt_dir, hf_dir)
+    if run.rank == 0 and layout.published_tags(run.ckpt_dir):
+        export_hf(run.ckpt_dir, hf_dir)  # the newest good checkpoint, as a resume would take
     distributed.barrier()
     run.reporter.close()
     if run.rank != 0:
@@ -223,19 +278,26 @@ def finish(run: Run, seconds: float) -> None:
     lines = [f"bertpt: finished at step {run.step} of {run.cfg.max_steps} ({steps} steps this run, {seconds:.0f} s)"]
     if tr:
         mfu = f", MFU {tr['mfu']:.1%}" if "mfu" in tr else ""
-        lines.append(f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%} | nsp loss {tr['nsp_loss']:.4f} "
-                     f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s, {tr['seq_per_s']:,.1f} sequences/s, "
-                     f"{tr['tflops']:.3g} TFLOPS per device{mfu} (last {run.cfg.log_steps} steps)")
+        lines.append(
+            f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%} | nsp loss {tr['nsp_loss']:.4f} "
+            f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s, {tr['seq_per_s']:,.1f} sequences/s, "
+            f"{tr['tflops']:.3g} TFLOPS per device{mfu} (last {run.cfg.log_steps} steps)"
+        )
     if ev:
-        lines.append(f"  eval   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
-                     f"acc {ev['nsp_acc']:.2%}")
-    lines += [f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
-              f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
-              f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)"]
+        lines.append(
+            f"  eval   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
+            f"acc {ev['nsp_acc']:.2%}"
+        )
+    lines += [
+        f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
+        f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
+        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)",
+    ]
     print("\n".join(lines), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -266,9 +328,11 @@ def main(argv: list[str] | None = None) -> None:
             run.reporter.write(f"bertpt: the checkpoint is already at step {run.step}; raise --max_steps to train on")
         fit(run)
         if run.preempted:
-            run.stopper.exiting()
-            run.reporter.write(f"bertpt: stopped by {run.preempted} at step {run.step}, checkpoint saved; exiting with "
-                               f"status {EXIT_PREEMPTED} (resume: run the same command again)")
+            run.signals.exiting()
+            run.reporter.write(
+                f"bertpt: stopped by {run.preempted} at step {run.step}, checkpoint saved; exiting with "
+                f"status {EXIT_PREEMPTED} (resume: run the same command again)"
+            )
             run.reporter.close()
             distributed.shutdown()
             sys.exit(EXIT_PREEMPTED)

@@ -37,9 +37,20 @@ def tiny_data(tmp_path_factory, corpus_dir) -> Path:
     """A prepared directory small enough for fast end-to-end runs: 1000-token vocab, length 64,
     several chunks (so several shards)."""
     out = tmp_path_factory.mktemp("data") / "tiny"
-    prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=64, dupe_factor=2,
-                          val_fraction=0.1, chunk_mb=0.15, num_workers=0, sentence_splitter="lines"),
-            source=Source(inputs=[str(corpus_dir)]), progress=False)
+    prepare(
+        PrepareConfig(
+            output_dir=str(out),
+            vocab_size=1000,
+            max_seq_length=64,
+            dupe_factor=2,
+            val_fraction=0.1,
+            chunk_mb=0.15,
+            num_workers=0,
+            sentence_splitter="lines",
+        ),
+        source=Source(inputs=[str(corpus_dir)]),
+        progress=False,
+    )
     return out
 
 
@@ -47,7 +58,16 @@ def tiny_data(tmp_path_factory, corpus_dir) -> Path:
 def data_128(tmp_path_factory, corpus_dir) -> Path:
     """A prepared directory at BERT's phase-1 length, 128 tokens (masking defaults: 0.15, cap 20)."""
     out = tmp_path_factory.mktemp("data") / "len128"
-    prepare(PrepareConfig(output_dir=str(out), vocab_size=1000, max_seq_length=128, val_fraction=0.1,
-                          num_workers=0, sentence_splitter="lines"),
-            source=Source(inputs=[str(corpus_dir)]), progress=False)
+    prepare(
+        PrepareConfig(
+            output_dir=str(out),
+            vocab_size=1000,
+            max_seq_length=128,
+            val_fraction=0.1,
+            num_workers=0,
+            sentence_splitter="lines",
+        ),
+        source=Source(inputs=[str(corpus_dir)]),
+        progress=False,
+    )
     return out

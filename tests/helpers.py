@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 PRETRAIN = str(REPO / "bertpt" / "pretrain.py")
 
 
-def ds_config(tmp_path: Path, preset: str, precision: str | None = None, micro: int = 4, accum: int = 1,
-              **overrides) -> str:
+def ds_config(
+    tmp_path: Path, preset: str, precision: str | None = None, micro: int = 4, accum: int = 1, **overrides
+) -> str:
     """A preset from ds_configs/ with test-sized batches; precision 'fp32' drops bf16/fp16."""
     cfg = json.loads((REPO / "ds_configs" / f"{preset}.json").read_text())
     cfg["train_micro_batch_size_per_gpu"], cfg["gradient_accumulation_steps"] = micro, accum
@@ -49,32 +50,59 @@ def one_error_line(proc: subprocess.CompletedProcess, *expected: str, prog: str 
 
 
 def launch_env() -> dict[str, str]:
-    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
-               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               # the checkout under test, whatever bertpt an (editable) install points at
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    env = dict(
+        os.environ,
+        DS_ACCELERATOR="cpu",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        # the checkout under test, whatever bertpt an (editable) install points at
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    )
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE"):
         env.pop(var, None)
     return env
 
 
-
-def run(cmd: list[str], timeout: int = 600, check: bool = True, cwd: Path = REPO,
-        env: dict | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], timeout: int = 600, check: bool = True, cwd: Path = REPO, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run a command, capturing output; on an unexpected exit code fail with its output's tail."""
-    proc = subprocess.run(cmd, cwd=cwd, env={**launch_env(), **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**launch_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-                             f"\n--- stderr\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
 def train_args(data: Path, out: Path, config: str, steps: int, *extra: str) -> list[str]:
     """bertpt-pretrain flags for a fast tiny run that logs every step."""
-    return ["--deepspeed_config", config, "--data", str(data), "--output_dir", str(out), "--model", "bert-tiny",
-            "--max_steps", str(steps), "--log_steps", "1", "--eval_steps", "0", "--eval_samples", "32",
-            "--num_workers", "0", *extra]
+    return [
+        "--deepspeed_config",
+        config,
+        "--data",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--model",
+        "bert-tiny",
+        "--max_steps",
+        str(steps),
+        "--log_steps",
+        "1",
+        "--eval_steps",
+        "0",
+        "--eval_samples",
+        "32",
+        "--num_workers",
+        "0",
+        *extra,
+    ]
 
 
 def deepspeed_cmd(nproc: int, *args: str) -> list[str]:

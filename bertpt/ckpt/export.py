@@ -2,6 +2,9 @@
 
     bertpt-export runs/bertpt/checkpoints runs/bertpt/hf [--tag step_000500]
 
+Without --tag it exports the newest good checkpoint (layout.newest_good: what a resume would take;
+a `latest` naming a damaged tag falls back to the newest complete one, with one warning).
+
 Weights are consolidated with DeepSpeed's own ZeRO-to-fp32 machinery (ZeRO 1-3, any number of
 ranks): the fp32 master weights. A ZeRO-0 checkpoint has no partitions; its model-states file holds
 the whole model in the training precision, which is used instead (exact for fp32; bf16/fp16 weights,
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bertpt.ckpt import layout
 from bertpt.errors import BertptError, exit_on_error
 
 
@@ -38,59 +42,91 @@ def consolidated_state_dict(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
 
 
 def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None) -> Path:
+    """Write `ckpt_dir`'s checkpoint `tag` (default: the newest good one; `ckpt_dir` may also be a
+    run's output directory or one step_* tag) to `out_dir` as a Hugging Face BertForPreTraining
+    directory with the tokenizer and a model card. Returns `out_dir`. Raises BertptError: no
+    checkpoint, none that verifies, weights that do not fit model_config.json."""
     from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
 
     from bertpt.data.tokenizer import save_tokenizer
 
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
-    if not (ckpt_dir / "latest").is_file() and tag is None:
-        raise BertptError(f"{ckpt_dir}: no 'latest' file; pass the checkpoints directory of a bertpt run "
-                          "(<output_dir>/checkpoints) or --tag")
-    tag = tag or (ckpt_dir / "latest").read_text().strip()
-    if not (ckpt_dir / "model_config.json").is_file():
-        raise BertptError(f"{ckpt_dir}: no model_config.json; was it written by bertpt-pretrain?")
-    config = BertConfig.from_json_file(str(ckpt_dir / "model_config.json"))
+    if tag is None:
+        found = layout.newest_good(ckpt_dir, f"bertpt-export {ckpt_dir}", "exporting")
+        if found is None:
+            raise BertptError(
+                f"{ckpt_dir}: no checkpoint (step_*) inside; pass the checkpoints directory of a "
+                "bertpt run (<output_dir>/checkpoints) or --tag"
+            )
+        ckpt_dir, tag = found.dir, found.tag
+    if not (ckpt_dir / layout.MODEL_CONFIG).is_file():
+        raise BertptError(f"{ckpt_dir}: no {layout.MODEL_CONFIG}; was it written by bertpt-pretrain?")
+    config = BertConfig.from_json_file(str(ckpt_dir / layout.MODEL_CONFIG))
     state_dict, source = consolidated_state_dict(ckpt_dir, tag)
 
     model = BertForPreTraining(config)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}  # restored by tie_weights
     if unexpected or set(missing) - tied:
-        raise BertptError(f"checkpoint {ckpt_dir / tag} does not match its model_config.json "
-                          f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+        raise BertptError(
+            f"checkpoint {ckpt_dir / tag} does not match its model_config.json "
+            f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})"
+        )
     model.tie_weights()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
-    save_tokenizer(BertTokenizerFast.from_pretrained(str(ckpt_dir / "tokenizer")), out_dir)
+    save_tokenizer(BertTokenizerFast.from_pretrained(str(ckpt_dir / layout.TOKENIZER_DIR)), out_dir)
     (out_dir / "README.md").write_text(_model_card(config, ckpt_dir, tag, source))
     return out_dir
 
 
 def _model_card(config, ckpt_dir: Path, tag: str, source: str) -> str:
-    state_file = ckpt_dir / tag / "bertpt_summary.json"
+    state_file = ckpt_dir / tag / layout.SUMMARY
     summary = json.loads(state_file.read_text()) if state_file.exists() else {}
     lines = [
-        "---", "library_name: transformers", "tags: [bert, fill-mask, bertpt]", "---", "",
-        "# BERT pretrained with bertpt", "",
+        "---",
+        "library_name: transformers",
+        "tags: [bert, fill-mask, bertpt]",
+        "---",
+        "",
+        "# BERT pretrained with bertpt",
+        "",
         f"Masked-language modelling + next-sentence prediction, exported from `{ckpt_dir}` tag `{tag}` "
-        f"(weights from {source}).", "",
+        f"(weights from {source}).",
+        "",
         f"- layers {config.num_hidden_layers}, hidden {config.hidden_size}, heads {config.num_attention_heads}, "
         f"vocabulary {config.vocab_size}",
     ]
     lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in summary.items()]
-    lines += ["", "```python", "from transformers import AutoModelForPreTraining, AutoTokenizer",
-              "model = AutoModelForPreTraining.from_pretrained(PATH)", "tokenizer = AutoTokenizer.from_pretrained(PATH)",
-              "```", ""]
+    lines += [
+        "",
+        "```python",
+        "from transformers import AutoModelForPreTraining, AutoTokenizer",
+        "model = AutoModelForPreTraining.from_pretrained(PATH)",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bertpt-export", description=(
-        "Export a bertpt DeepSpeed checkpoint as a Hugging Face BertForPreTraining directory "
-        "(config.json, model.safetensors, tokenizer, README model card)."))
-    parser.add_argument("ckpt_dir", help="A run's checkpoints directory, e.g. runs/bertpt/checkpoints.")
+    parser = argparse.ArgumentParser(
+        prog="bertpt-export",
+        description=(
+            "Export a bertpt DeepSpeed checkpoint as a Hugging Face BertForPreTraining directory "
+            "(config.json, model.safetensors, tokenizer, README model card)."
+        ),
+    )
+    parser.add_argument(
+        "ckpt_dir", help="A run's checkpoints directory, e.g. runs/bertpt/checkpoints (or its output directory)."
+    )
     parser.add_argument("out_dir", help="Directory to write the Hugging Face model to.")
-    parser.add_argument("--tag", default=None, help="Checkpoint tag to export (default: the one in 'latest').")
+    parser.add_argument(
+        "--tag",
+        default=None,
+        help=("Checkpoint tag to export (default: the newest complete one, normally the one `latest` names)."),
+    )
     args = parser.parse_args(argv)
     with exit_on_error("bertpt-export"):
         out = export_hf(args.ckpt_dir, args.out_dir, args.tag)

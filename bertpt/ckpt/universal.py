@@ -6,7 +6,7 @@ partition per rank, so a checkpoint saved on N ranks loads only on N ranks. Deep
 parameter (`zero/<name>/fp32.pt, exp_avg.pt, exp_avg_sq.pt, step.pt` plus `zero/optimizer_state.pt`),
 and an engine whose JSON says `"checkpoint": {"load_universal": true}` re-partitions that for its own
 world size while loading. What bertpt adds, when the world size of the resumed run differs from the
-one recorded in the checkpoint's `bertpt_state.json`:
+one recorded in the checkpoint's `bertpt_state.json` (resume.plan decides; the helpers are here):
 
 1. The global batch is kept: gradient accumulation becomes G / (micro x M) on M ranks (micro from the
    DeepSpeed JSON given now). The data stream is world-size independent (optimizer step s consumes
@@ -28,12 +28,12 @@ one recorded in the checkpoint's `bertpt_state.json`:
 
 DeepSpeed details this relies on (deepspeed 0.19.8): the converter asserts the checkpoint carries
 `universal_checkpoint_info`, which the engine only saves for AutoTP/AutoEP models, so it is called
-with `inject_missing_state` (ds_to_universal.py `_check_for_required_state`, `_inject_missing_state`);
-it writes a `latest_universal` file next to its output folder, which lands in the temporary parent
-directory here and is removed with it; and its worker pools are disabled (1 worker: no fork of a
-process that holds a process group). The conversion must finish within the process group's timeout
-(30 minutes, distributed.init), which other ranks wait at a barrier. A world-size change together with a
-ZeRO-stage change is refused.
+with `inject_missing_state` (deepspeed/checkpoint/ds_to_universal.py, `_check_for_required_state` and
+`_inject_missing_state`); it writes a `latest_universal` file next to its output folder, which lands in
+the temporary parent directory here and is removed with it; and its worker pools are disabled (1
+worker: no fork of a process that holds a process group). The conversion must finish within the
+process group's timeout (30 minutes, distributed.init), which other ranks wait at a barrier. A
+world-size change together with a ZeRO-stage change is refused.
 """
 
 from __future__ import annotations
@@ -44,27 +44,17 @@ import io
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bertpt import distributed
-from bertpt.ckpt import checkpoint
+from bertpt.ckpt import layout
 from bertpt.errors import BertptError, one_line
 
-SUFFIX = "_universal"
 SOURCE_MANIFEST = "source_manifest.json"  # the converted tag's manifest: proves which checkpoint this is
 
 
-@dataclass
-class Resume:
-    """What setup needs to build the engine and load: the DeepSpeed config and the tag to load."""
-    ds_config: dict
-    ckpt_dir: Path | None = None
-    tag: str | None = None
-    restore_rng: bool = True
-
-
-def _ranks(n: int) -> str:
+def ranks(n: int) -> str:
+    """'1 rank', '2 ranks'."""
     return f"{n} rank" if n == 1 else f"{n} ranks"
 
 
@@ -72,29 +62,32 @@ def zero_stage(ds_config: dict) -> int:
     return int((ds_config.get("zero_optimization") or {}).get("stage", 0))
 
 
-def world_size_changed(saved: dict, world: int) -> bool:
-    return int(saved["world_size"]) != world
-
-
 def micro_batch(ds_config: dict, world: int) -> int:
     """The micro batch the DeepSpeed JSON asks for (DeepSpeed derives it when only the others are set)."""
     if "train_micro_batch_size_per_gpu" in ds_config:
         return int(ds_config["train_micro_batch_size_per_gpu"])
     if "train_batch_size" in ds_config:
-        return max(1, int(ds_config["train_batch_size"]) // (int(ds_config.get("gradient_accumulation_steps", 1))
-                                                             * world))
+        return max(
+            1, int(ds_config["train_batch_size"]) // (int(ds_config.get("gradient_accumulation_steps", 1)) * world)
+        )
     return 1
 
 
 def kept_accumulation(global_batch: int, micro: int, world: int, where: str) -> int:
-    """Gradient accumulation that keeps `global_batch` with `micro` per rank on `world` ranks."""
+    """Gradient accumulation that keeps `global_batch` with `micro` per rank on `world` ranks.
+    Raises BertptError when micro x world does not divide the global batch."""
     if global_batch % (micro * world):
         fits = [m for m in range(1, global_batch // world + 1) if global_batch % (m * world) == 0]
-        todo = (f"set train_micro_batch_size_per_gpu to one of {', '.join(map(str, fits))} in the DeepSpeed JSON"
-                if fits else f"use a number of ranks that divides {global_batch}")
-        raise BertptError(f"{where} was trained with a global batch of {global_batch}, which {_ranks(world)} x micro "
-                          f"batch {micro} = {micro * world} does not divide, so it cannot be kept on {_ranks(world)}; "
-                          f"{todo} (or resume on the original world size)")
+        todo = (
+            f"set train_micro_batch_size_per_gpu to one of {', '.join(map(str, fits))} in the DeepSpeed JSON"
+            if fits
+            else f"use a number of ranks that divides {global_batch}"
+        )
+        raise BertptError(
+            f"{where} was trained with a global batch of {global_batch}, which {ranks(world)} x micro "
+            f"batch {micro} = {micro * world} does not divide, so it cannot be kept on {ranks(world)}; "
+            f"{todo} (or resume on the original world size)"
+        )
     return global_batch // (micro * world)
 
 
@@ -110,19 +103,46 @@ def adjusted_config(ds_config: dict, micro: int, accum: int, global_batch: int, 
 
 
 def universal_tag(tag: str) -> str:
-    return f"{tag}{SUFFIX}"
+    return f"{tag}{layout.UNIVERSAL_SUFFIX}"
 
 
 def is_converted(ckpt_dir: Path, tag: str) -> bool:
     """A finished conversion of exactly this checkpoint (a re-saved tag of the same name is not)."""
     done = ckpt_dir / universal_tag(tag) / SOURCE_MANIFEST
-    source = ckpt_dir / tag / "manifest.json"
+    source = ckpt_dir / tag / layout.MANIFEST
     return done.is_file() and source.is_file() and done.read_bytes() == source.read_bytes()
+
+
+def convert_on_rank0(ckpt: layout.Checkpoint, rank: int, where: str) -> str:
+    """Collective (every rank calls it): rank 0 converts `ckpt` (or reuses a finished conversion) and
+    says so, the others wait at a barrier. Returns the universal tag. Raises BertptError on every rank
+    when the conversion failed."""
+    error = None
+    if rank == 0:
+        try:
+            utag, seconds = convert(ckpt.dir, ckpt.tag)
+        except BertptError as e:
+            error = e
+        else:
+            print(
+                f"bertpt: {'converted' if seconds else 'reusing the conversion of'} {ckpt.path} ({where}) to "
+                f"DeepSpeed's universal checkpoint format in {ckpt.dir / utag}"
+                + (f" ({seconds:.1f} s)" if seconds else ""),
+                flush=True,
+            )
+    distributed.barrier()  # every rank waits for rank 0's conversion
+    if error is not None:
+        raise error
+    if not is_converted(ckpt.dir, ckpt.tag):
+        raise BertptError(
+            f"rank 0 could not convert checkpoint {ckpt.path} ({where}) to DeepSpeed's universal format (see its error)"
+        )
+    return universal_tag(ckpt.tag)
 
 
 def convert(ckpt_dir: Path, tag: str) -> tuple[str, float]:
     """Convert `tag` to the universal format in `<tag>_universal` (one process: rank 0). Returns the
-    universal tag and the seconds spent (0 when a finished conversion was reused)."""
+    universal tag and the seconds spent (0 when a finished conversion was reused). Raises BertptError."""
     from deepspeed.checkpoint import ds_to_universal
 
     utag = universal_tag(tag)
@@ -133,13 +153,20 @@ def convert(ckpt_dir: Path, tag: str) -> tuple[str, float]:
     try:
         shutil.rmtree(work, ignore_errors=True)
         out = work / utag
-        args = argparse.Namespace(input_folder=str(ckpt_dir / tag), output_folder=str(out), num_extract_workers=1,
-                                  num_merge_workers=1, keep_temp_folder=False, strict=True, inject_missing_state=True)
+        args = argparse.Namespace(
+            input_folder=str(ckpt_dir / tag),
+            output_folder=str(out),
+            num_extract_workers=1,
+            num_merge_workers=1,
+            keep_temp_folder=False,
+            strict=True,
+            inject_missing_state=True,
+        )
         log = io.StringIO()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             ds_to_universal.main(args)
         (out / "convert.log").write_text(log.getvalue())
-        shutil.copyfile(ckpt_dir / tag / "manifest.json", out / SOURCE_MANIFEST)  # which checkpoint this is
+        shutil.copyfile(ckpt_dir / tag / layout.MANIFEST, out / SOURCE_MANIFEST)  # which checkpoint this is
         final = ckpt_dir / utag
         if final.exists():  # the conversion of an older checkpoint of the same name
             shutil.rmtree(final)
@@ -149,104 +176,57 @@ def convert(ckpt_dir: Path, tag: str) -> tuple[str, float]:
     except Exception as e:  # noqa: BLE001 -- the converter fails with assertions, value and OS errors alike
         shutil.rmtree(work, ignore_errors=True)
         msg = one_line(e)
-        hint = ("the conversion is written next to the checkpoint: copy the checkpoint directory somewhere writable "
-                "and --resume from there") if isinstance(e, OSError) else "resume on the world size it was saved with"
-        raise BertptError(f"converting checkpoint {ckpt_dir / tag} to DeepSpeed's universal format (needed to resume "
-                          f"on another number of ranks) failed: {type(e).__name__}: {msg}; {hint}") from None
+        hint = (
+            (
+                "the conversion is written next to the checkpoint: copy the checkpoint directory somewhere writable "
+                "and --resume from there"
+            )
+            if isinstance(e, OSError)
+            else "resume on the world size it was saved with"
+        )
+        raise BertptError(
+            f"converting checkpoint {ckpt_dir / tag} to DeepSpeed's universal format (needed to resume "
+            f"on another number of ranks) failed: {type(e).__name__}: {msg}; {hint}"
+        ) from None
     return utag, time.time() - t0
 
 
 def _prune_orphans(ckpt_dir: Path) -> None:
     """Conversions whose checkpoint was pruned (--keep_last) since, and temporaries of killed conversions."""
-    for p in ckpt_dir.glob(f"*{SUFFIX}"):
-        if p.is_dir() and not (ckpt_dir / p.name[:-len(SUFFIX)]).is_dir():
+    suffix = layout.UNIVERSAL_SUFFIX
+    for p in ckpt_dir.glob(f"*{suffix}"):
+        if p.is_dir() and not (ckpt_dir / p.name[: -len(suffix)]).is_dir():
             shutil.rmtree(p, ignore_errors=True)
-    for p in ckpt_dir.glob(f".*{SUFFIX}.tmp"):
-        if not (ckpt_dir / p.name[1:-len(f"{SUFFIX}.tmp")]).is_dir():
+    for p in ckpt_dir.glob(f".*{suffix}.tmp"):
+        if not (ckpt_dir / p.name[1 : -len(f"{suffix}.tmp")]).is_dir():
             shutil.rmtree(p, ignore_errors=True)
-
-
-def load(engine, resume: Resume, expect: dict) -> dict:
-    """checkpoint.load of the planned tag; returns the client state."""
-    state = checkpoint.load(engine, resume.ckpt_dir, resume.tag, expect=expect, restore_rng=resume.restore_rng)
-    if resume.tag.endswith(SUFFIX) and engine.zero_optimization_stage() == 3:
-        repair_zero3_load(engine.optimizer.optimizer, resume.ckpt_dir / resume.tag)
-    return state
 
 
 def repair_zero3_load(optimizer, universal_dir: Path) -> None:
     """Undo two slips of DeepSpeed 0.19.8's ZeRO-3 universal loader (runtime/zero/stage3.py,
-    load_hp_checkpoint_state_from_checkpoint_dir_stage3, lines 3664-3691), so that the run continues as a plain load would:
+    `load_hp_checkpoint_state_from_checkpoint_dir_stage3`), so that the run continues as a plain load would:
 
     - it copies param group 0's options onto every group ("the hyperparameters of each parameter should
       be the same"), which gives the no-decay group (biases, LayerNorm) weight decay 0.01. ZeRO 1/2
-      restore each group's own (runtime/base_optimizer.py, load_hp_checkpoint_state_from_checkpoint_dir);
+      restore each group's own (runtime/base_optimizer.py, `load_hp_checkpoint_state_from_checkpoint_dir`);
       the converter saved all groups in zero/optimizer_state.pt.
     - it stores one and the same `step` tensor in every group's state; Adam increments it in place once
       per group, so with two groups the step count (and Adam's bias correction) would run twice as fast.
+
+    Raises BertptError when the saved parameter groups do not match this run's.
     """
     import torch
 
-    saved = torch.load(universal_dir / "zero" / "optimizer_state.pt", map_location="cpu", weights_only=False,
-                       mmap=True)["param_groups"]
+    saved = torch.load(
+        universal_dir / "zero" / "optimizer_state.pt", map_location="cpu", weights_only=False, mmap=True
+    )["param_groups"]
     if len(saved) != len(optimizer.param_groups):
-        raise BertptError(f"{universal_dir} holds {len(saved)} optimizer parameter groups but this run has "
-                          f"{len(optimizer.param_groups)}; resume with the same model and optimizer settings")
+        raise BertptError(
+            f"{universal_dir} holds {len(saved)} optimizer parameter groups but this run has "
+            f"{len(optimizer.param_groups)}; resume with the same model and optimizer settings"
+        )
     for group, options in zip(optimizer.param_groups, saved):
         group.update({k: v for k, v in options.items() if k != "params"})
     for state in optimizer.state.values():
         if torch.is_tensor(state.get("step")):
             state["step"] = state["step"].clone()
-
-
-def plan(resume_from: tuple[Path, str] | None, ds_config: dict, rank: int, world: int) -> Resume:
-    """How to build the engine and what to load. Collective when the world size changed (every rank
-    must call it); converts on rank 0 then, and reports the batch adjustment on rank 0."""
-    if resume_from is None:
-        return Resume(ds_config)
-    ckpt_dir, tag = resume_from
-    if not (ckpt_dir / tag / "bertpt_state.json").is_file():  # saved before world sizes were recorded
-        return Resume(ds_config, ckpt_dir, tag)
-    saved = checkpoint.saved_state(ckpt_dir, tag)
-    if not world_size_changed(saved, world):
-        return Resume(ds_config, ckpt_dir, tag)
-
-    where = f"checkpoint {ckpt_dir / tag} ({_ranks(int(saved['world_size']))})"
-    stage, saved_stage = zero_stage(ds_config), int(saved["zero_stage"])
-    if stage != saved_stage:
-        raise BertptError(f"{where} was trained with ZeRO stage {saved_stage} but the DeepSpeed JSON asks for stage "
-                          f"{stage}; changing the world size and the ZeRO stage at once is not supported: resume "
-                          f"with a stage-{saved_stage} JSON")
-    global_batch, micro = int(saved["global_batch"]), micro_batch(ds_config, world)
-    accum = kept_accumulation(global_batch, micro, world, where)
-    if int(saved["consumed_samples"]) % global_batch:
-        raise BertptError(f"{where} consumed {saved['consumed_samples']} samples, not a whole number of its global "
-                          f"batches of {global_batch}; it cannot be resumed")
-    universal = stage > 0
-    load_tag = tag
-    if universal:
-        error = None
-        if rank == 0:
-            try:
-                load_tag, seconds = convert(ckpt_dir, tag)
-            except BertptError as e:
-                error = e
-            else:
-                print(f"bertpt: {'converted' if seconds else 'reusing the conversion of'} {ckpt_dir / tag} "
-                      f"(ZeRO-{stage}, {_ranks(int(saved['world_size']))}) to DeepSpeed's universal checkpoint "
-                      f"format in {ckpt_dir / load_tag}" + (f" ({seconds:.1f} s)" if seconds else ""), flush=True)
-        distributed.barrier()  # every rank waits for rank 0's conversion
-        if error is not None:
-            raise error
-        load_tag = universal_tag(tag)
-        if not is_converted(ckpt_dir, tag):
-            raise BertptError(f"rank 0 could not convert {where} to DeepSpeed's universal format (see its error)")
-    if rank == 0:
-        print(f"bertpt: world size {saved['world_size']} -> {world}: "
-              + (f"micro batch {saved['micro_batch']} -> {micro}, " if int(saved["micro_batch"]) != micro else "")
-              + f"gradient accumulation {saved['grad_accum']} -> {accum} keeps the global batch {global_batch}"
-              + (f" (instead of the DeepSpeed JSON's {ds_config['gradient_accumulation_steps']})"
-                 if ds_config.get("gradient_accumulation_steps", accum) not in (accum, saved["grad_accum"]) else "")
-              + "; per-rank RNG states (dropout) start afresh", flush=True)
-    return Resume(adjusted_config(ds_config, micro, accum, global_batch, universal), ckpt_dir, load_tag,
-                  restore_rng=False)

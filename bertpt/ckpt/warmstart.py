@@ -6,8 +6,9 @@ Two sources:
   checkpoint's keys lack the `bert.` prefix, old ones say gamma/beta), and we copy what it loaded;
   the heads it lacks (a `BertModel` has no `cls.*`, a `BertForMaskedLM` no pooler or NSP head) keep
   this run's fresh initialisation, and the run says which.
-- a bertpt checkpoint (`<output_dir>`, its `checkpoints/` directory, or one `step_*` tag inside):
-  phase 2. The weights are consolidated exactly as bertpt-export does (DeepSpeed's ZeRO-to-fp32 code,
+- a bertpt checkpoint (`<output_dir>`, its `checkpoints/` directory, or one `step_*` tag inside; of a
+  directory, the newest good tag, as resume and export take it: layout.newest_good): phase 2. The
+  weights are consolidated exactly as bertpt-export does (DeepSpeed's ZeRO-to-fp32 code,
   `export.consolidated_state_dict`); the optimizer, schedule and data position are not taken.
 
 Every rank loads the same weights before `deepspeed.initialize` (which also broadcasts rank 0's
@@ -26,20 +27,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertpt.ckpt.checkpoint import TAG, published_tags, verify
+from bertpt.ckpt import layout
 from bertpt.errors import BertptError, is_rank0, one_line
 
-# What must agree between the source and this run's model (all but the first are set by --model).
-SHAPE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-              "max_position_embeddings", "type_vocab_size")
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-def init_from(path: str, model: nn.Module, tokenizer_hash: str | None, resume_from, rank: int) -> None:
-    """setup()'s call: load `path` into `model` unless the run resumes; rank 0 prints one line."""
-    if resume_from is not None:
-        note = (f"bertpt: resuming {Path(resume_from[0]) / resume_from[1]}, so --init_from {path} is ignored "
-                "(it only seeds a run with no checkpoint yet; for a new phase use a fresh --output_dir)")
+def init_from(
+    path: str, model: nn.Module, tokenizer_hash: str | None, resuming: layout.Checkpoint | None, rank: int
+) -> None:
+    """setup()'s call: load `path` into `model` unless the run resumes `resuming`; rank 0 prints one line."""
+    if resuming is not None:
+        note = (
+            f"bertpt: resuming {resuming.path}, so --init_from {path} is ignored "
+            "(it only seeds a run with no checkpoint yet; for a new phase use a fresh --output_dir)"
+        )
     else:
         note = initial_weights(path, model, tokenizer_hash)
     if rank == 0:
@@ -52,60 +54,51 @@ def initial_weights(path: str | Path, model: nn.Module, tokenizer_hash: str | No
     source = Path(path)
     if not source.exists():
         raise BertptError(f"--init_from {path}: no such directory")
-    found = _bertpt_checkpoint(source)
+    found = layout.newest_good(source, f"--init_from {path}", "initialising from")
     if found is not None:
-        return _from_bertpt(path, *found, model, tokenizer_hash)
+        return _from_bertpt(path, found, model, tokenizer_hash)
+    ckpt_dir = layout.checkpoints_dir(source)
+    if ckpt_dir is not None:
+        raise BertptError(f"--init_from {path}: {ckpt_dir} holds no published checkpoint (step_*)")
     if source.is_dir() and (source / "config.json").is_file():
         return _from_hf(path, source, model, tokenizer_hash)
-    raise BertptError(f"--init_from {path}: neither a Hugging Face BERT directory (config.json and "
-                      "model.safetensors) nor a bertpt checkpoint (a run's checkpoints/ directory or a step_* "
-                      "tag inside it)")
+    raise BertptError(
+        f"--init_from {path}: neither a Hugging Face BERT directory (config.json and "
+        "model.safetensors) nor a bertpt checkpoint (a run's checkpoints/ directory or a step_* "
+        "tag inside it)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # bertpt checkpoints
 
-def _bertpt_checkpoint(p: Path) -> tuple[Path, str] | None:
-    """(checkpoints dir, verified tag) if `p` is a bertpt run dir, checkpoints dir or tag; else None."""
-    if p.is_dir() and TAG.fullmatch(p.name) and (p.parent / "model_config.json").is_file():
-        problem = verify(p)
-        if problem:
-            raise BertptError(f"--init_from {p}: the checkpoint is incomplete or damaged ({problem})")
-        return p.parent, p.name
-    for ckpt_dir in (p, p / "checkpoints"):
-        if (ckpt_dir / "model_config.json").is_file():
-            tags = published_tags(ckpt_dir)
-            if not tags:
-                raise BertptError(f"--init_from {p}: {ckpt_dir} holds no published checkpoint (step_*)")
-            bad = []
-            for tag in tags:  # the newest that verifies, as --resume does
-                problem = verify(ckpt_dir / tag)
-                if problem is None:
-                    return ckpt_dir, tag
-                bad.append(f"{tag}: {problem}")
-            raise BertptError(f"--init_from {p}: no usable checkpoint ({'; '.join(bad)})")
-    return None
 
-
-def _from_bertpt(path: str, ckpt_dir: Path, tag: str, model: nn.Module, tokenizer_hash: str | None) -> str:
+def _from_bertpt(path: str, found: layout.Checkpoint, model: nn.Module, tokenizer_hash: str | None) -> str:
     from bertpt.ckpt.export import consolidated_state_dict
 
-    _check_shapes(path, json.loads((ckpt_dir / "model_config.json").read_text()), model,
-                  f"--model {ckpt_dir / 'model_config.json'} (or the preset phase 1 used)")
-    saved = ckpt_dir / "bertpt.json"
-    saved_hash = json.loads(saved.read_text()).get("tokenizer_hash") if saved.is_file() else None
-    _check_tokenizer(path, saved_hash, tokenizer_hash, ckpt_dir / "tokenizer")
+    _check(
+        path,
+        layout.read_model_config(found.dir),
+        layout.read_tokenizer_hash(found.dir),
+        model,
+        tokenizer_hash,
+        f"--model {found.dir / layout.MODEL_CONFIG} (or the preset phase 1 used)",
+        found.dir / layout.TOKENIZER_DIR,
+    )
     with _quiet():  # zero_to_fp32 prints its progress on every rank
-        state_dict, how = consolidated_state_dict(ckpt_dir, tag)
+        state_dict, how = consolidated_state_dict(found.dir, found.tag)
     _, fresh = _load(path, model, state_dict)
     if fresh:
-        raise BertptError(f"--init_from {path}: the checkpoint {ckpt_dir / tag} lacks {', '.join(fresh)}")
-    return (f"bertpt: initialised from {ckpt_dir / tag} (all weights, via {how}); the optimizer, LR schedule "
-            "and data position start fresh at step 0")
+        raise BertptError(f"--init_from {path}: the checkpoint {found.path} lacks {', '.join(fresh)}")
+    return (
+        f"bertpt: initialised from {found.path} (all weights, via {how}); the optimizer, LR schedule "
+        "and data position start fresh at step 0"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Hugging Face directories
+
 
 def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | None) -> str:
     import transformers
@@ -117,15 +110,17 @@ def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | No
     if config.get("model_type") != "bert":
         raise BertptError(f"--init_from {path}: a {config.get('model_type')!r} model, not BERT (model_type 'bert')")
     if not any((source / f).is_file() for f in HF_WEIGHTS):
-        raise BertptError(f"--init_from {path}: no weights (model.safetensors or pytorch_model.bin) next to "
-                          "config.json")
-    _check_shapes(path, config, model, f"--model {source / 'config.json'}")
+        raise BertptError(
+            f"--init_from {path}: no weights (model.safetensors or pytorch_model.bin) next to config.json"
+        )
     hf_hash = None
     if any((source / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
-        from bertpt.data.tokenizer import load_tokenizer, tokenizer_hash as fingerprint
+        from bertpt.data.tokenizer import load_tokenizer
+        from bertpt.data.tokenizer import tokenizer_hash as fingerprint
+
         with contextlib.suppress(BertptError):  # a tokenizer we cannot read is not compared
             hf_hash = fingerprint(load_tokenizer(source))
-    _check_tokenizer(path, hf_hash, tokenizer_hash, source)
+    _check(path, config, hf_hash, model, tokenizer_hash, f"--model {source / 'config.json'}", source)
 
     # transformers maps any BERT checkpoint onto BertForPreTraining and reports what it lacked
     # (missing_keys) and what it did not use (unexpected_keys, e.g. a classifier).
@@ -134,11 +129,11 @@ def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | No
     log.set_verbosity_error()  # its load report and progress bar would print on every rank
     log.disable_progress_bar()
     try:
-        hf, info = transformers.BertForPreTraining.from_pretrained(str(source), output_loading_info=True,
-                                                                   dtype=torch.float32, local_files_only=True)
+        hf, info = transformers.BertForPreTraining.from_pretrained(
+            str(source), output_loading_info=True, dtype=torch.float32, local_files_only=True
+        )
     except (OSError, ValueError, RuntimeError) as e:
-        raise BertptError(f"--init_from {path}: transformers cannot load it ({one_line(e, 300)})") \
-            from None
+        raise BertptError(f"--init_from {path}: transformers cannot load it ({one_line(e, 300)})") from None
     finally:
         log.set_verbosity(verbosity)
         if bars:
@@ -149,31 +144,38 @@ def _from_hf(path: str, source: Path, model: nn.Module, tokenizer_hash: str | No
     loaded, fresh = _load(path, model, state_dict)
     ignored = sorted({k.rsplit(".", 1)[0] for k in info["unexpected_keys"]})
     kind = (config.get("architectures") or ["BERT"])[0]
-    return (f"bertpt: initialised from {path} (Hugging Face {kind}: "
-            + ("all weights" if not fresh else ", ".join(loaded)) + ")"
-            + (f"; fresh: {', '.join(fresh)}" if fresh else "")
-            + (f"; not used: {', '.join(ignored)}" if ignored else "")
-            + "; the optimizer and LR schedule start fresh at step 0")
+    return (
+        f"bertpt: initialised from {path} (Hugging Face {kind}: "
+        + ("all weights" if not fresh else ", ".join(loaded))
+        + ")"
+        + (f"; fresh: {', '.join(fresh)}" if fresh else "")
+        + (f"; not used: {', '.join(ignored)}" if ignored else "")
+        + "; the optimizer and LR schedule start fresh at step 0"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 
-def _check_shapes(path: str, theirs: dict, model: nn.Module, fix: str) -> None:
-    ours = model.config.to_dict()
-    for key in SHAPE_KEYS:
-        if key in theirs and theirs[key] != ours.get(key):
-            if key == "vocab_size":
-                raise BertptError(f"--init_from {path} has vocab_size {theirs[key]} but the data's tokenizer has "
-                                  f"{ours.get(key)} tokens; prepare the data with the tokenizer it was trained with "
-                                  "(bertpt-prepare --tokenizer DIR)")
-            raise BertptError(f"--init_from {path} has {key} {theirs[key]} but this run's model has {ours.get(key)}; "
-                              f"train the same shape: {fix}")
 
-
-def _check_tokenizer(path: str, theirs: str | None, ours: str | None, tokenizer_dir: Path) -> None:
-    if theirs and ours and theirs != ours:
-        raise BertptError(f"--init_from {path} was trained with another tokenizer ({theirs}) than the data's "
-                          f"({ours}); prepare the data with `bertpt-prepare ... --tokenizer {tokenizer_dir}`")
+def _check(
+    path: str,
+    theirs: dict | None,
+    their_tokenizer: str | None,
+    model: nn.Module,
+    tokenizer_hash: str | None,
+    model_flag: str,
+    tokenizer_dir: Path,
+) -> None:
+    layout.check_compatible(
+        f"--init_from {path}",
+        theirs,
+        their_tokenizer,
+        model.config.to_dict(),
+        tokenizer_hash,
+        fix_shape=f"train the same shape: {model_flag}",
+        fix_tokenizer=f"prepare the data with `bertpt-prepare ... --tokenizer {tokenizer_dir}`",
+        tokenizer_dir=tokenizer_dir,
+    )
 
 
 def _load(path: str, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

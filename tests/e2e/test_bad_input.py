@@ -90,7 +90,7 @@ def test_another_model_size_and_resume_none_are_refused_untouched(trained, tiny_
     before = tree_digest(trained)
     config = ds_config(tmp_path, "zero2", "fp32")
     proc = run(python_cmd(*train_args(tiny_data, trained, config, 4), "--model", "bert-mini"), check=False)
-    one_error_line(proc, "has hidden_size=128 but this run's model has 256")
+    one_error_line(proc, "has hidden_size 128 but this run's model has 256")
     proc = run(python_cmd(*train_args(tiny_data, trained, config, 4), "--resume", "none"), check=False)
     one_error_line(proc, "--resume none, but")
     proc = run(

@@ -21,6 +21,7 @@ from bertpt.ckpt.warmstart import initial_weights
 from bertpt.data.format import load_meta
 from bertpt.errors import BertptError
 from bertpt.model import BertForPreTraining, bert_config
+
 from tests.helpers import (
     deepspeed_cmd,
     ds_config,
@@ -44,8 +45,15 @@ def error_lines(proc):
 def tiny_config(tiny_data, **extra) -> dict:
     """bert-tiny's shape for the tiny data's vocabulary."""
     meta = load_meta(tiny_data)
-    return {"vocab_size": meta.vocab_size, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "intermediate_size": 512, "pad_token_id": meta.special_ids.pad, **extra}
+    return {
+        "vocab_size": meta.vocab_size,
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 512,
+        "pad_token_id": meta.special_ids.pad,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +73,17 @@ def phase1(tiny_data, model_json, tmp_path_factory):
     fast = json.loads(config.read_text())
     fast["optimizer"]["params"]["lr"] = 5e-3  # 10x the preset's: 4 steps then visibly lower the loss
     config.write_text(json.dumps(fast))
-    proc = run(["deepspeed", "--num_gpus", "2", "--master_port", str(free_port()), EXPORT_CHECK,
-                *train_args(tiny_data, out, str(config), 4, "--model", model_json)])
+    proc = run(
+        [
+            "deepspeed",
+            "--num_gpus",
+            "2",
+            "--master_port",
+            str(free_port()),
+            EXPORT_CHECK,
+            *train_args(tiny_data, out, str(config), 4, "--model", model_json),
+        ]
+    )
     return out, proc.stdout + proc.stderr
 
 
@@ -106,8 +123,11 @@ def test_init_from_the_export_trains_like_init_from_the_checkpoint(phase1, tiny_
     runs = {}
     for name, source in (("hf", out / "hf"), ("ckpt", out / "checkpoints")):
         runs[name] = tmp_path / name
-        proc = run(deepspeed_cmd(2, *train_args(tiny_data, runs[name], config, 3, "--model", model_json,
-                                                "--init_from", str(source))))
+        proc = run(
+            deepspeed_cmd(
+                2, *train_args(tiny_data, runs[name], config, 3, "--model", model_json, "--init_from", str(source))
+            )
+        )
         log = proc.stdout + proc.stderr
         assert log.count("bertpt: initialised from") == 1, log[-3000:]  # rank 0 only
         # transformers' load report and zero_to_fp32's progress stay quiet (the final export prints once)
@@ -122,8 +142,14 @@ def test_init_from_the_export_trains_like_init_from_the_checkpoint(phase1, tiny_
     assert got_hf[0] < fresh - 0.3, (got_hf[0], fresh)
 
     # A requeued job: the same command again resumes its own checkpoint; --init_from is ignored.
-    proc = run(deepspeed_cmd(2, *train_args(tiny_data, runs["ckpt"], config, 3, "--model", model_json,
-                                            "--init_from", str(out / "checkpoints"))))
+    proc = run(
+        deepspeed_cmd(
+            2,
+            *train_args(
+                tiny_data, runs["ckpt"], config, 3, "--model", model_json, "--init_from", str(out / "checkpoints")
+            ),
+        )
+    )
     log = proc.stdout + proc.stderr
     assert log.count(f"--init_from {out / 'checkpoints'} is ignored") == 1, log[-3000:]
     assert "resumed at step 3" in log and "already at step 3" in log
@@ -136,11 +162,18 @@ def test_init_from_a_bert_model_without_heads(tiny_data, tmp_path):
     torch.manual_seed(0)
     BertModel(BertConfig(**tiny_config(tiny_data))).save_pretrained(str(tmp_path / "encoder"))
     out = tmp_path / "run"
-    proc = run(python_cmd(*train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), 2,
-                                      "--init_from", str(tmp_path / "encoder"))))
+    proc = run(
+        python_cmd(
+            *train_args(
+                tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), 2, "--init_from", str(tmp_path / "encoder")
+            )
+        )
+    )
     log = proc.stdout + proc.stderr
-    assert (f"initialised from {tmp_path / 'encoder'} (Hugging Face BertModel: bert.embeddings, bert.encoder, "
-            "bert.pooler); fresh: cls.predictions, cls.seq_relationship") in log, log[-3000:]
+    assert (
+        f"initialised from {tmp_path / 'encoder'} (Hugging Face BertModel: bert.embeddings, bert.encoder, "
+        "bert.pooler); fresh: cls.predictions, cls.seq_relationship"
+    ) in log, log[-3000:]
     metrics = read_metrics(out)
     assert sorted(metrics) == [1, 2] and all(math.isfinite(m["loss"]) for m in metrics.values())
 
@@ -151,12 +184,16 @@ def test_bad_init_from_is_one_line(phase1, tiny_data, tmp_path):
     config = ds_config(tmp_path, "zero2", "fp32")
     BertModel(BertConfig(**tiny_config(tiny_data, vocab_size=500))).save_pretrained(str(tmp_path / "other-vocab"))
     cases = [
-        (["--init_from", str(tmp_path / "other-vocab")],
-         f"--init_from {tmp_path / 'other-vocab'} has vocab_size 500 but the data's tokenizer has "
-         f"{load_meta(tiny_data).vocab_size} tokens"),
+        (
+            ["--init_from", str(tmp_path / "other-vocab")],
+            f"--init_from {tmp_path / 'other-vocab'} has vocab_size 500 but the data's tokenizer has "
+            f"{load_meta(tiny_data).vocab_size} tokens",
+        ),
         (["--init_from", str(tmp_path / "nope")], f"--init_from {tmp_path / 'nope'}: no such directory"),
-        (["--init_from", str(phase1[0] / "checkpoints"), "--model", "bert-mini"],
-         "has hidden_size 128 but this run's model has 256"),
+        (
+            ["--init_from", str(phase1[0] / "checkpoints"), "--model", "bert-mini"],
+            "has hidden_size 128 but this run's model has 256",
+        ),
     ]
     for k, (flags, expected) in enumerate(cases):
         proc = run(python_cmd(*train_args(tiny_data, tmp_path / f"out{k}", config, 2), *flags), check=False)

@@ -15,8 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertpt.ckpt.checkpoint import verify
+from bertpt.ckpt.layout import verify
 from bertpt.preemption import EXIT_PREEMPTED
+
 from tests.helpers import (
     REPO,
     deepspeed_cmd,
@@ -52,8 +53,11 @@ def reference(tiny_data, tmp_path_factory):
 def rank_pids(launcher: subprocess.Popen) -> list[int]:
     import psutil
 
-    return [p.pid for p in psutil.Process(launcher.pid).children(recursive=True)
-            if any("pretrain.py" in part for part in p.cmdline()) and "deepspeed.launcher" not in " ".join(p.cmdline())]
+    return [
+        p.pid
+        for p in psutil.Process(launcher.pid).children(recursive=True)
+        if any("pretrain.py" in part for part in p.cmdline()) and "deepspeed.launcher" not in " ".join(p.cmdline())
+    ]
 
 
 def trained_steps(out: Path) -> int:
@@ -70,12 +74,18 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(reference, tin
     cmd = deepspeed_cmd(2, *train_args(tiny_data, out, config, STEPS, "--save_steps", "2"))
     rng = random.Random(2026)
     kills = []
-    for trial in range(3):
+    for _trial in range(3):
         # a random moment of this attempt's training: after a random step, plus a random delay (a
         # step takes ~0.1 s, a save more), so kills land inside steps, saves and publishes alike
         target = rng.randint(min(trained_steps(out) + 1, STEPS - 3), STEPS - 3)
-        proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=launch_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.time() + 300
         while trained_steps(out) < target and proc.poll() is None and time.time() < deadline:
             time.sleep(0.01)
@@ -83,7 +93,9 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(reference, tin
         assert proc.poll() is None, "the run ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        latest = (out / "checkpoints" / "latest").read_text().strip() if (out / "checkpoints" / "latest").exists() else None
+        latest = (
+            (out / "checkpoints" / "latest").read_text().strip() if (out / "checkpoints" / "latest").exists() else None
+        )
         kills.append((trained_steps(out), latest))
         assert latest is None or verify(out / "checkpoints" / latest) is None  # `latest` is always complete
     assert all(steps < STEPS for steps, _ in kills), kills  # every kill interrupted training
@@ -98,8 +110,15 @@ def test_preemption_signal_saves_the_step_reached_and_exits_75(sig, reference, t
     config = ds_config(tmp_path, "zero2", "fp32")
     out = tmp_path / "preempted"
     cmd = deepspeed_cmd(2, *train_args(tiny_data, out, config, STEPS, "--save_steps", "100"))
-    proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=launch_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while trained_steps(out) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -142,14 +161,31 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(reference, tiny_d
 
 def test_keep_last_and_save_minutes(tiny_data, tmp_path):
     out = tmp_path / "run"
-    run(python_cmd(*train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), 6, "--save_steps", "1",
-                               "--keep_last", "2")))
+    run(
+        python_cmd(
+            *train_args(
+                tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), 6, "--save_steps", "1", "--keep_last", "2"
+            )
+        )
+    )
     ckpt = out / "checkpoints"
     assert sorted(p.name for p in ckpt.glob("step_*")) == ["step_000005", "step_000006"]
     assert (ckpt / "latest").read_text().strip() == "step_000006"
     # --save_minutes: a save whenever that much time passed, between --save_steps saves
     out = tmp_path / "timed"
-    proc = run(python_cmd(*train_args(tiny_data, out, ds_config(tmp_path, "zero2", "fp32"), 6, "--save_steps", "0",
-                                      "--save_minutes", "0.00001")))
+    proc = run(
+        python_cmd(
+            *train_args(
+                tiny_data,
+                out,
+                ds_config(tmp_path, "zero2", "fp32"),
+                6,
+                "--save_steps",
+                "0",
+                "--save_minutes",
+                "0.00001",
+            )
+        )
+    )
     saved = [line for line in (proc.stdout + proc.stderr).splitlines() if "saved checkpoint" in line]
     assert len(saved) == 6, saved  # every step is past the (tiny) interval

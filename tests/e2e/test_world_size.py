@@ -42,9 +42,20 @@ REL_TOL = 1e-5
 def model_json(tiny_data, tmp_path_factory):
     meta = json.loads((tiny_data / "meta.json").read_text())
     path = tmp_path_factory.mktemp("model") / "bert-tiny-no-dropout.json"
-    path.write_text(json.dumps({"vocab_size": meta["vocab_size"], "hidden_size": 128, "num_hidden_layers": 2,
-                                "num_attention_heads": 2, "intermediate_size": 509, "hidden_dropout_prob": 0.0,
-                                "attention_probs_dropout_prob": 0.0, "pad_token_id": meta["special_ids"]["pad"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "vocab_size": meta["vocab_size"],
+                "hidden_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 509,
+                "hidden_dropout_prob": 0.0,
+                "attention_probs_dropout_prob": 0.0,
+                "pad_token_id": meta["special_ids"]["pad"],
+            }
+        )
+    )
     return str(path)
 
 
@@ -79,8 +90,13 @@ def test_world_size_change_continues_the_uninterrupted_run(preset, tiny_data, mo
     assert "world size 1, global batch 8 = 4 x 2 accumulation x 1 ranks" in to_one
     assert "to DeepSpeed's universal checkpoint format" in to_one and "resumed at step 4" in to_one
     one = saved_state(split, 8)
-    assert (one["world_size"], one["micro_batch"], one["grad_accum"], one["global_batch"], one["zero_stage"]) == \
-        (1, MICRO, 2, GLOBAL, int(preset[-1]))
+    assert (one["world_size"], one["micro_batch"], one["grad_accum"], one["global_batch"], one["zero_stage"]) == (
+        1,
+        MICRO,
+        2,
+        GLOBAL,
+        int(preset[-1]),
+    )
     to_two = log(run(deepspeed_cmd(2, *args(tiny_data, split, config, model_json, STEPS))))
     assert "bertpt: world size 1 -> 2: gradient accumulation 2 -> 1 keeps the global batch 8" in to_two
     assert "resumed at step 8" in to_two
@@ -89,8 +105,9 @@ def test_world_size_change_continues_the_uninterrupted_run(preset, tiny_data, mo
     assert sorted(got) == list(range(1, STEPS + 1)) and len(set(ref.values())) > 1
     rows = [json.loads(line) for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == list(range(1, STEPS + 1))  # no step twice
-    assert [got[s] for s in range(5, STEPS + 1)] == pytest.approx([ref[s] for s in range(5, STEPS + 1)],
-                                                                   rel=REL_TOL, abs=0)
+    assert [got[s] for s in range(5, STEPS + 1)] == pytest.approx(
+        [ref[s] for s in range(5, STEPS + 1)], rel=REL_TOL, abs=0
+    )
     # the data position is exact: every step consumed one global batch, on any world size
     assert saved_state(split, 4)["consumed_samples"] == 4 * GLOBAL
     assert saved_state(split, 8)["consumed_samples"] == 8 * GLOBAL
@@ -112,8 +129,7 @@ def saved_zero0_micro3(tiny_data, model_json, tmp_path_factory):
     return tmp, config
 
 
-def test_zero0_resumes_on_another_world_size_without_conversion(saved_zero0_micro3, tiny_data, model_json,
-                                                                 tmp_path):
+def test_zero0_resumes_on_another_world_size_without_conversion(saved_zero0_micro3, tiny_data, model_json, tmp_path):
     """ZeRO-0 keeps the whole optimizer state in one file that loads on any world size: no conversion."""
     tmp, config = saved_zero0_micro3
     split = tmp_path / "split"
@@ -126,7 +142,6 @@ def test_zero0_resumes_on_another_world_size_without_conversion(saved_zero0_micr
     assert saved_state(split, 8)["consumed_samples"] == 8 * 6
 
 
-
 def test_a_global_batch_the_new_world_size_cannot_keep(saved_zero0_micro3, tiny_data, model_json, tmp_path):
     """Global batch 6 saved on 2 ranks; on 1 rank with micro batch 4, 6 samples per step cannot be made."""
     tmp, _ = saved_zero0_micro3
@@ -134,8 +149,12 @@ def test_a_global_batch_the_new_world_size_cannot_keep(saved_zero0_micro3, tiny_
     before = sorted(p.name for p in (split / "checkpoints").iterdir())
     micro4 = ds_config(tmp_path, "zero0", "fp32", micro=4, accum=1)
     proc = run(python_cmd(*args(tiny_data, split, micro4, model_json, 8)), check=False)
-    one_error_line(proc, "global batch of 6", "1 rank x micro batch 4 = 4 does not divide",
-                   "set train_micro_batch_size_per_gpu to one of 1, 2, 3, 6")
+    one_error_line(
+        proc,
+        "global batch of 6",
+        "1 rank x micro batch 4 = 4 does not divide",
+        "set train_micro_batch_size_per_gpu to one of 1, 2, 3, 6",
+    )
     # and a world-size change together with a ZeRO-stage change is refused, not attempted
     zero2 = ds_config(tmp_path, "zero2", "fp32", micro=3, accum=1)
     proc = run(python_cmd(*args(tiny_data, split, zero2, model_json, 8)), check=False)

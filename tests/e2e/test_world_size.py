@@ -1,4 +1,4 @@
-"""Resuming on another number of ranks (bertpt/universal.py): 2 -> 1 and 1 -> 2, ZeRO-2 and ZeRO-3 through
+"""Resuming on another number of ranks (bertpt/ckpt/universal.py): 2 -> 1 and 1 -> 2, ZeRO-2 and ZeRO-3 through
 DeepSpeed's universal checkpoint format, ZeRO-0 by a plain load; the global batch is kept and no sample is
 repeated or skipped. Bad input: a global batch the new world size cannot keep, a ZeRO-stage change.
 

@@ -28,12 +28,13 @@ def check_ds_config(ds_config: dict, ds_path: str) -> None:
     from deepspeed.runtime.config import DeepSpeedConfig
 
     acc = get_accelerator()
-    for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", acc.is_bf16_supported)):
+    for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", lambda: native_bf16(acc))):
         if (ds_config.get(precision) or {}).get("enabled") and not supported():
             raise BertptError(
                 f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
-                f"({acc.device_name()}) does not support; use a preset with the other precision "
-                "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16) or remove the section for fp32"
+                f"({acc.device_name()}) does not support natively; use a preset with another precision "
+                "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16, zero2_fp32.json fp32) or remove the "
+                "section for fp32"
             )
     if "activation_checkpointing" in ds_config:
         raise BertptError(
@@ -54,6 +55,22 @@ def check_ds_config(ds_config: dict, ds_path: str) -> None:
             else ""
         )
         raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
+
+
+def native_bf16(acc) -> bool:
+    """Whether the DeepSpeed accelerator `acc` computes in bf16 natively.
+
+    DeepSpeed's CPU accelerator answers True for every CPU (deepspeed 0.19.8, cpu_accelerator.py
+    `is_bf16_supported`), while for fp16 it asks oneDNN (`torch.ops.mkldnn._is_mkldnn_fp16_supported`).
+    bertpt asks oneDNN for bf16 the same way: a CPU without AVX-512 or AMX (AVX2 only) runs bf16
+    matrix products in a reference path, measured here about 50x slower than fp32 (docs/performance.md),
+    which is not a precision anyone would choose. Other accelerators: DeepSpeed's answer."""
+    if acc.device_name() != "cpu":
+        return bool(acc.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN: DeepSpeed's answer
+        return bool(acc.is_bf16_supported())
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:

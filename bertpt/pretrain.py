@@ -69,14 +69,14 @@ class Run:
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     rank, world, local_rank = distributed.init(cfg.rendezvous_timeout)
+    ds_config = load_ds_config(ds_path, cfg.max_steps)  # judged first: a bad JSON fails before any data work
+    check_lamb(ds_config)
+    check_ds_config(ds_config, ds_path)
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
     meta = load_meta(data_dir)  # the one read of the data's index; everything below takes it from here
     masking = resolve_masking(
         meta.masking, meta.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq, cfg.whole_word_mask
     )
-    ds_config = load_ds_config(ds_path, cfg.max_steps)
-    check_lamb(ds_config)
-    check_ds_config(ds_config, ds_path)
     model_config = bert_config(cfg.model, meta.vocab_size, meta.special_ids.pad)
     if model_config.max_position_embeddings < meta.max_seq_length:
         raise BertptError(

@@ -14,6 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from bertpt.engine import native_bf16
+
 from tests.helpers import (
     PRETRAIN,
     deepspeed_cmd,
@@ -108,12 +110,15 @@ def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
 
     out = tmp_path / "run"
     cmd = deepspeed_cmd(2, *train_args(tiny_data, out, ds_config(tmp_path, preset, micro=micro, accum=accum), 12))
-    if preset == "zero2_fp16" and not get_accelerator().is_fp16_supported():
+    preset_precision = "fp16" if preset == "zero2_fp16" else "bf16"
+    native = get_accelerator().is_fp16_supported() if preset_precision == "fp16" else native_bf16(get_accelerator())
+    if not native:
         proc = run(cmd, check=False)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("bertpt-pretrain: error:")]
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
-        assert len(errors) == 1 and "enables fp16, which this accelerator (cpu) does not support" in errors[0]
-        pytest.skip("this CPU has no native fp16; checked the one-line refusal instead")
+        assert len(errors) == 1
+        assert f"enables {preset_precision}, which this accelerator (cpu) does not support" in errors[0]
+        pytest.skip(f"this CPU has no native {preset_precision}; checked the one-line refusal instead")
     proc = run(cmd)
     log = proc.stdout + proc.stderr
     metrics = read_metrics(out)

@@ -214,3 +214,12 @@ def test_resume_init_from_and_export_take_the_same_newest_good_checkpoint(tmp_pa
 
     hf = HFBertForPreTraining.from_pretrained(str(out))
     assert all(torch.equal(hf.state_dict()[k], v) for k, v in model.state_dict().items() if k in hf.state_dict())
+
+
+def test_export_of_a_named_tag_takes_a_run_dir_and_names_a_missing_tag(tmp_path):
+    run = release_run(tmp_path)
+    out = export_hf(run, tmp_path / "hf", tag="step_000002")  # the run's output directory, not its checkpoints/
+    assert "tag `step_000002`" in (out / "README.md").read_text() and (out / "config.json").is_file()
+    with pytest.raises(BertptError, match=r"checkpoints: no checkpoint step_000999 \(its checkpoints: step_000002\)$"):
+        export_hf(run / "checkpoints", tmp_path / "hf2", tag="step_000999")
+    assert not (tmp_path / "hf2").exists()  # nothing written

@@ -59,6 +59,12 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None)
                 "bertpt run (<output_dir>/checkpoints) or --tag"
             )
         ckpt_dir, tag = found.dir, found.tag
+    else:  # the tag named: as given (an old checkpoint may predate manifests), but it must exist
+        if not (ckpt_dir / layout.MODEL_CONFIG).is_file() and (ckpt_dir / layout.CHECKPOINTS).is_dir():
+            ckpt_dir = ckpt_dir / layout.CHECKPOINTS  # a run's output directory
+        if not (ckpt_dir / tag).is_dir():
+            tags = ", ".join(layout.published_tags(ckpt_dir)) or "none"
+            raise BertptError(f"{ckpt_dir}: no checkpoint {tag} (its checkpoints: {tags})")
     if not (ckpt_dir / layout.MODEL_CONFIG).is_file():
         raise BertptError(f"{ckpt_dir}: no {layout.MODEL_CONFIG}; was it written by bertpt-pretrain?")
     config = BertConfig.from_json_file(str(ckpt_dir / layout.MODEL_CONFIG))

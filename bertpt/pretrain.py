@@ -123,7 +123,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         worker_init_fn=ignore_in_workers,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    split = "val" if "val" in meta.splits else "train"
+    split, eval_note = eval_split(meta)
     held_out = PretrainingData(meta, split)
     eval_loader = DataLoader(
         held_out,
@@ -160,6 +160,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
             else f", MFU not shown (no known {precision} peak for {device}; see --peak_tflops)"
         )
         + (f", resumed at step {step} from {found.dir}" if found else "")
+        + eval_note
     )
     if saved_masking is not None and saved_masking != masking:
         reporter.write(
@@ -284,8 +285,9 @@ def finish(run: Run, seconds: float) -> None:
             f"{tr['tflops']:.3g} TFLOPS per device{mfu} (last {run.cfg.log_steps} steps)"
         )
     if ev:
+        on = "" if eval_split(run.meta)[0] == "val" else " (on training instances)"
         lines.append(
-            f"  eval   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
+            f"  eval{on}   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
             f"acc {ev['nsp_acc']:.2%}"
         )
     lines += [
@@ -303,6 +305,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def eval_split(meta: Meta) -> tuple[str, str]:
+    """(the split evaluation runs on, a clause for the banner). The held-out split "val" when the data
+    has one; else "train", and the clause says so, since its figures are then not held-out figures."""
+    if "val" in meta.splits:
+        return "val", ""
+    return "train", ", evaluation on training instances (the data has no held-out split)"
 
 
 def masking_scalars(masking: Masking) -> dict[str, float]:

@@ -120,6 +120,41 @@ class SplitInfo:
     random_next_fraction: float = 0.0
 
 
+@dataclass(frozen=True)
+class NspPairing:
+    """How bertpt-prepare kept every random-next B in another document than A's (shards.held_out_count).
+
+    min_split_documents: the documents each split of a chunk needs (0: data of a release that did not
+    record this, whose random-next pairs may come from A's own document); held_out_raised: chunks that
+    held out that minimum instead of round(val_fraction x documents); no_held_out: chunks too small to
+    hold any out; lone_documents: documents alone in their chunk, which gave no instance.
+    """
+
+    min_split_documents: int = 0
+    held_out_raised: int = 0
+    no_held_out: int = 0
+    lone_documents: int = 0
+
+    def note(self) -> str | None:
+        """One clause for bertpt-prepare's summary line, or None when no chunk needed adjusting."""
+        parts = []
+        if self.held_out_raised:
+            parts.append(
+                f"{self.held_out_raised} chunk(s) held out {self.min_split_documents} documents, more than "
+                "--val_fraction asks"
+            )
+        if self.no_held_out:
+            parts.append(f"{self.no_held_out} chunk(s) too small to hold out any")
+        if self.lone_documents:
+            parts.append(f"{self.lone_documents} document(s) alone in a chunk skipped")
+        if not parts:
+            return None
+        return (
+            f"{'; '.join(parts)} (a random next sentence always comes from another document of the same split "
+            f"and chunk, so each needs {self.min_split_documents})"
+        )
+
+
 @dataclass
 class Meta:
     """meta.json: what a prepared directory holds. `directory` is where it was read from (not stored)."""
@@ -139,6 +174,7 @@ class Meta:
     chunks: int = 0
     read: dict[str, Any] = field(default_factory=dict)  # reading counts (corpus.ReadStats and short_documents)
     seconds: float = 0.0
+    pairing: NspPairing = field(default_factory=NspPairing)
     directory: Path | None = field(default=None, compare=False)
 
     def path(self, name: str) -> Path:
@@ -176,6 +212,7 @@ class Meta:
             "read": self.read,
             "splits": {name: asdict(s) for name, s in self.splits.items()},
             "seconds": self.seconds,
+            "nsp_pairing": asdict(self.pairing),
         }
 
     @classmethod
@@ -199,7 +236,9 @@ class Meta:
             for k in ("tokenizer", "token_dtype", "bertpt_version", "created", "settings", "chunks", "read", "seconds")
             if k in d
         }
+        pairing = d.get("nsp_pairing") or {}  # absent before this was recorded
         return cls(
+            pairing=NspPairing(**{k: int(v) for k, v in pairing.items() if k in NspPairing.__dataclass_fields__}),
             vocab_size=int(d["vocab_size"]),
             special_ids=SpecialIds(**special),
             max_seq_length=int(d["max_seq_length"]),

@@ -10,6 +10,14 @@ sentence) is contiguous and so is every run of consecutive segments, so A and B 
 and Google's one-token-at-a-time truncation just moves their ends.
 
 An instance becomes `[CLS] A [SEP] B [SEP]`, segment ids 0 for `[CLS] A [SEP]` and 1 for `B [SEP]`.
+
+One deliberate difference: Google's code tries 10 times to draw a random-next document other than
+A's own and then gives up, taking B from A's own document (with two documents 1 in 1,024 random-next
+pairs, with one document all of them; such a "random" B is often the true next sentence, so the NSP
+label lies). Here an 11th draw, uniform over the other documents, replaces the give-up. It happens
+exactly where Google's code would make a same-document pair, so everywhere else the rng stream and
+the instances are Google's. `same_document_fallback=True` keeps Google's give-up, only to compare
+with Google's code literally.
 """
 
 from __future__ import annotations
@@ -62,18 +70,27 @@ def create_instances(
     dupe_factor: int,
     rng: random.Random,
     masker: Callable[[Instance, random.Random], Masks] | None = None,
+    same_document_fallback: bool = False,
 ) -> list[Instance]:
     """Google's create_training_instances after tokenization: drop empty documents, shuffle the
     documents, make `dupe_factor` passes (each a different segmentation, since the rng moves on),
     shuffle the instances. `masker` (static masking) runs right after each instance is cut, on the
-    same rng, as Google's does."""
+    same rng, as Google's does. A random-next B always comes from another document (see the module
+    docstring); `same_document_fallback=True` gives Google's exact output, same-document pairs included.
+
+    Raises ValueError when fewer than 2 non-empty documents are given without same_document_fallback:
+    a random-next B then has no other document to come from."""
     documents = [d for d in documents if len(d) > 1]
+    if len(documents) < 2 and documents and not same_document_fallback:
+        raise ValueError("only 1 non-empty document: a random-next B needs another document to come from")
     rng.shuffle(documents)
     instances: list[Instance] = []
     for _ in range(dupe_factor):
         for document_index in range(len(documents)):
             instances.extend(
-                create_instances_from_document(documents, document_index, max_seq_length, short_seq_prob, rng, masker)
+                create_instances_from_document(
+                    documents, document_index, max_seq_length, short_seq_prob, rng, masker, same_document_fallback
+                )
             )
     rng.shuffle(instances)
     return instances
@@ -86,7 +103,10 @@ def create_instances_from_document(
     short_seq_prob: float,
     rng: random.Random,
     masker: Callable[[Instance, random.Random], Masks] | None = None,
+    same_document_fallback: bool = False,
 ) -> list[Instance]:
+    """Google's create_instances_from_document: the instances of one document, in order; a random-next
+    B from another document of `all_documents` (at least 2 of them unless same_document_fallback)."""
     starts = all_documents[document_index]
     n_segments = len(starts) - 1
     max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
@@ -113,12 +133,16 @@ def create_instances_from_document(
             if chunk_len == 1 or rng.random() < 0.5:
                 is_random_next = True
                 target_b_length = target_seq_length - (a_stop - a_start)
-                # Pick another document; with a tiny corpus this can still be the same one after
-                # 10 tries, exactly as in Google's code.
+                # Pick another document: Google's 10 tries, then (where Google's code gives up and
+                # takes A's own document) one draw among the others, so the rng stream differs
+                # from Google's only where Google's instance would have a same-document B.
                 for _ in range(10):
                     random_document_index = rng.randint(0, len(all_documents) - 1)
                     if random_document_index != document_index:
                         break
+                if random_document_index == document_index and not same_document_fallback:
+                    random_document_index = rng.randint(0, len(all_documents) - 2)
+                    random_document_index += random_document_index >= document_index
                 rd = all_documents[random_document_index]
                 random_start = rng.randint(0, len(rd) - 2)
                 j = random_start

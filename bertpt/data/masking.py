@@ -256,11 +256,14 @@ def google_instances(
     max_predictions: int = 20,
     is_continuation: np.ndarray | None = None,
     static_masking: bool = False,
+    same_document_fallback: bool = True,
 ) -> list[dict]:
     """Google's create_training_instances with its masks, in the form of Google's code, for tests and
     notebooks: documents as lists of segments (lists of ids) in, instances as dicts out: tokens (masked
     when static), segment_ids, is_random_next, and with static masking masked_lm_positions /
-    masked_lm_labels. `ids`: {"cls", "sep", "mask", ...}."""
+    masked_lm_labels. `ids`: {"cls", "sep", "mask", ...}. `same_document_fallback` (default: as Google's
+    code, which after 10 tries takes a random-next B from A's own document; False: as bertpt-prepare,
+    another document always; see instances.create_instances, which raises ValueError then on one document)."""
     flat = np.array([t for d in documents for s in d for t in s], dtype=np.int64)
     docs = documents_from_lengths([[len(s) for s in d if s] for d in documents])
     special = SpecialIds(**{k: ids.get(k, -1) for k in SpecialIds.__dataclass_fields__})
@@ -270,7 +273,9 @@ def google_instances(
         else None
     )
     out = []
-    for x in create_instances(docs, max_seq_length, short_seq_prob, dupe_factor, rng, masker):
+    for x in create_instances(
+        docs, max_seq_length, short_seq_prob, dupe_factor, rng, masker, same_document_fallback=same_document_fallback
+    ):
         tokens = instance_tokens(flat, x, ids["cls"], ids["sep"])
         a_len = x.a_end - x.a_start + 2
         row = {

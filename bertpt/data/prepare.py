@@ -5,7 +5,7 @@
 
 Streaming end to end: the parent process reads documents in input order and cuts them into chunks
 of about --chunk_mb of text; worker processes turn each chunk into its shard files (shards.py).
-At most num_workers + 2 chunks are in memory at once, whatever the corpus size. Each chunk is
+At most num_workers + 3 chunks are in memory at once, whatever the corpus size. Each chunk is
 seeded by its index, so the result does not depend on the number of workers, an interrupted run
 continues where it stopped (finished chunks are kept), and several nodes can each take a slice of
 the chunks (--num_slices / --slice) into one shared directory, followed by one `--merge`.
@@ -50,7 +50,7 @@ from bertpt.data.format import (
     write_prepare_claim,
 )
 from bertpt.data.masking import GOOGLE_MAX_PREDICTIONS, max_predictions_for
-from bertpt.data.shards import ChunkSettings, ChunkWriter, init_worker, merge, run_chunk
+from bertpt.data.shards import MIN_CHUNK_DOCUMENTS, ChunkSettings, ChunkWriter, init_worker, merge, run_chunk
 from bertpt.data.tokenizer import (
     continuation_table,
     load_tokenizer,
@@ -131,7 +131,7 @@ class PrepareConfig:
     # --- scale
     chunk_mb: float = _arg(
         8.0,
-        "Text per chunk, in MB. Memory use is about (num_workers + 2) chunks x a few; "
+        "Text per chunk, in MB. Memory use is about (num_workers + 3) chunks x a few; "
         "random-next sentences are drawn from the same chunk.",
     )
     num_workers: int | None = _arg(None, "Worker processes. Default: all usable cores. 0: work in this process.")
@@ -328,15 +328,26 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
 
 
 def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[str]]]:
-    """Consecutive documents, about chunk_chars of text each; the cut depends on the input only."""
+    """Consecutive documents, about chunk_chars of text and at least MIN_CHUNK_DOCUMENTS each; the cut
+    depends on the input only. A random-next B comes from another document of the chunk, so a huge
+    document does not close a chunk alone, and a tail of fewer documents joins the chunk before it
+    (which is therefore held back until the next one is complete: one chunk more in memory)."""
     buf: list[str] = []
+    held: list[str] | None = None
     size, k = 0, 0
     for d in docs:
         buf.append(d)
         size += len(d)
-        if size >= chunk_chars:
-            yield k, buf
-            buf, size, k = [], 0, k + 1
+        if size >= chunk_chars and len(buf) >= MIN_CHUNK_DOCUMENTS:
+            if held is not None:
+                yield k, held
+                k += 1
+            held, buf, size = buf, [], 0
+    if held is not None and len(buf) < MIN_CHUNK_DOCUMENTS:
+        held, buf = held + buf, []
+    if held is not None:
+        yield k, held
+        k += 1
     if buf:
         yield k, buf
 
@@ -430,10 +441,13 @@ def main(argv: list[str] | None = None) -> None:
             return
         tr = meta.splits["train"]
         va = meta.splits.get("val")
+        pairing = meta.pairing.note()
         print(
             f"wrote {tr.instances:,} training instances ({tr.documents:,} documents, {tr.tokens:,} "
             f"tokens, {tr.random_next_fraction:.1%} random next) and {va.instances if va else 0:,} validation "
             f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s"
+            + (f"; {pairing}" if pairing else "")
+            + ("" if va else "; no validation split: training will evaluate on training instances")
         )
 
 

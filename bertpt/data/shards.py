@@ -39,6 +39,7 @@ from bertpt.data.format import (
     TOKENIZER_DIR,
     Masking,
     Meta,
+    NspPairing,
     SpecialIds,
     SplitInfo,
     chunk_file,
@@ -61,6 +62,29 @@ ENCODE_BATCH = 8192  # sentences per encode call: big enough to amortise the cal
 def chunk_seed(seed: int, split: str, chunk: int) -> str:
     """The random.Random seed of one split of one chunk (a str seeds deterministically via SHA-512)."""
     return f"bertpt/{seed}/{split}/{chunk}"
+
+
+# A random-next B comes from another document of the same split of the same chunk (a held-out B
+# from a training document would leak training text into validation, and chunks are independent of
+# each other by design), so each split of a chunk needs 2 documents. Considered and not taken:
+# pooling the held-out documents of all chunks (it ties the chunks together: workers, slices and
+# resuming stop being independent) and holding out 0 or 2 at random (a corpus of one small chunk
+# would often get no validation split at all). The cost of the minimum, measured: at
+# --val_fraction 0.01 it changes only chunks of fewer than 150 documents (one more held-out
+# document each: 2 of 100 instead of 1); the default 8 MB chunks of prose hold thousands of documents.
+MIN_SPLIT_DOCUMENTS = 2
+# prepare cuts chunks of at least this many documents (a smaller tail joins the chunk before it),
+# so both splits can have their minimum.
+MIN_CHUNK_DOCUMENTS = 2 * MIN_SPLIT_DOCUMENTS
+
+
+def held_out_count(n_documents: int, val_fraction: float) -> int:
+    """How many of a chunk's `n_documents` (non-empty, kept) documents are held out for validation:
+    round(val_fraction x n), raised to MIN_SPLIT_DOCUMENTS and leaving at least that many to train on;
+    0 when val_fraction is 0 or the chunk has fewer than MIN_CHUNK_DOCUMENTS documents (they all train)."""
+    if val_fraction <= 0 or n_documents < MIN_CHUNK_DOCUMENTS:
+        return 0
+    return min(n_documents - MIN_SPLIT_DOCUMENTS, max(MIN_SPLIT_DOCUMENTS, round(val_fraction * n_documents)))
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -154,13 +178,22 @@ class ChunkWriter:
 
         # Hold out whole documents, so validation never sees a sentence of a training document.
         n, f = len(docs), self.s.val_fraction
-        n_val = min(n - 1, max(1, round(f * n))) if f > 0 and n > 1 else 0
+        n_val = held_out_count(n, f)
         val = set(random.Random(chunk_seed(self.s.seed, "split", chunk)).sample(range(n), n_val))
-        stats = {"chunk": chunk, "input_documents": len(documents), "short_documents": dropped, "splits": {}}
+        stats = {
+            "chunk": chunk,
+            "input_documents": len(documents),
+            "short_documents": dropped,
+            # how this chunk kept every random-next B in another document (see held_out_count)
+            "held_out_raised": int(n_val > round(f * n)),
+            "no_held_out": int(f > 0 and 0 < n < MIN_CHUNK_DOCUMENTS),
+            "lone_documents": int(n == 1),
+            "splits": {},
+        }
         for split in SPLITS:
             split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
-            if not split_docs:
-                continue
+            if len(split_docs) < MIN_SPLIT_DOCUMENTS:
+                continue  # only a lone training document (n == 1): no instance could pair it honestly
             rng = random.Random(chunk_seed(self.s.seed, split, chunk))
             masker = None
             m = self.s.masking
@@ -264,6 +297,18 @@ def merge(out: Path) -> Meta:
             tokens=sum(p["tokens"] for p in parts),
             random_next_fraction=round(sum(p["random_next"] for p in parts) / max(n, 1), 4),
         )
+    pairing = {
+        key: sum(c.get(key, 0) for c in chunks)  # chunk files of earlier releases lack these counts
+        for key in ("held_out_raised", "no_held_out", "lone_documents")
+    }
+    if "train" not in splits and pairing["lone_documents"]:
+        n = pairing["lone_documents"]
+        which = "only 1 usable document" if n == 1 else f"{n} usable documents, each alone in its chunk"
+        raise BertptError(
+            f"the input holds {which}"
+            "; next-sentence prediction takes each random next sentence from another document, so it needs at "
+            "least 2: end each document with a blank line (text files) or give one document per line (jsonl)"
+        )
     if "train" not in splits or not splits["train"].instances:
         raise BertptError(
             "no document of the input produced a training instance (is the input empty, or --min_doc_tokens too high?)"
@@ -287,6 +332,7 @@ def merge(out: Path) -> Meta:
         chunks=n_chunks,
         read={**read, "short_documents": sum(c["short_documents"] for c in chunks)},
         seconds=max(x["seconds"] for x in slices.values()),
+        pairing=NspPairing(min_split_documents=MIN_SPLIT_DOCUMENTS, **pairing),
         directory=out,
     )
     write_meta(out, meta)

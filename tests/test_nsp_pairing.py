@@ -201,8 +201,8 @@ def _random_documents(n_docs: int, seed: int) -> list[list[int]]:
 
 def test_random_next_is_another_document_and_google_elsewhere():
     """With 2 documents Google's 10 tries all hit A's own document once in 1,024 random-next pairs. Per
-    document call on a shared rng: Google's and bertpt's instances agree up to the first pair where Google's B is A's own
-    document, differ there, and bertpt never has one."""
+    document call on a shared rng: Google's and bertpt's instances agree up to the first pair where
+    Google's B is A's own document, differ there, and bertpt never has one."""
     n_docs = 2
     docs = _random_documents(n_docs, seed=n_docs)
     doc_of = _document_of(docs)

@@ -120,7 +120,10 @@ class PrepareConfig:
     masked_lm_prob: float = _arg(0.15, "Fraction of tokens masked per instance.")
     short_seq_prob: float = _arg(0.1, "Probability of aiming an instance at a random shorter length.")
     dupe_factor: int = _arg(1, "Passes over the corpus, each with a different segmentation.")
-    val_fraction: float = _arg(0.01, "Fraction of documents held out for validation (per chunk, at least one).")
+    val_fraction: float = _arg(
+        0.01,
+        "Fraction of documents held out for validation (per chunk, at least 2; none from a chunk of under 4).",
+    )
     seed: int = _arg(12345, "Seed of the document split, segmentation, random-next choices and static masks.")
     whole_word_mask: bool = _arg(False, "Mask whole words: a ## WordPiece is masked with the word it continues.")
     static_masking: bool = _arg(

@@ -139,6 +139,9 @@ class Meta:
     chunks: int = 0
     read: dict[str, Any] = field(default_factory=dict)  # reading counts (corpus.ReadStats and short_documents)
     seconds: float = 0.0
+    # The share of the text's tokens (all documents kept, before instances are made) that are [UNK];
+    # None in data prepared before it was recorded.
+    unk_rate: float | None = None
     directory: Path | None = field(default=None, compare=False)
 
     def path(self, name: str) -> Path:
@@ -176,6 +179,7 @@ class Meta:
             "read": self.read,
             "splits": {name: asdict(s) for name, s in self.splits.items()},
             "seconds": self.seconds,
+            "unk_rate": self.unk_rate,
         }
 
     @classmethod
@@ -196,7 +200,17 @@ class Meta:
         special = {k: int(d["special_ids"][k]) for k in SpecialIds.__dataclass_fields__}
         optional = {
             k: d[k]
-            for k in ("tokenizer", "token_dtype", "bertpt_version", "created", "settings", "chunks", "read", "seconds")
+            for k in (
+                "tokenizer",
+                "token_dtype",
+                "bertpt_version",
+                "created",
+                "settings",
+                "chunks",
+                "read",
+                "seconds",
+                "unk_rate",
+            )
             if k in d
         }
         return cls(

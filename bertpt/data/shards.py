@@ -151,12 +151,20 @@ class ChunkWriter:
     def __call__(self, chunk: int, documents: list[str]) -> dict:
         flat, seg_lengths, dropped = self.tokenize(documents)
         docs = documents_from_lengths(seg_lengths)
+        # the text's tokens and its [UNK]s, for meta.json's exact [UNK] rate
+        unk_counts = {"text_tokens": len(flat), "unk_tokens": int(np.count_nonzero(flat == self.ids.unk))}
 
         # Hold out whole documents, so validation never sees a sentence of a training document.
         n, f = len(docs), self.s.val_fraction
         n_val = min(n - 1, max(1, round(f * n))) if f > 0 and n > 1 else 0
         val = set(random.Random(chunk_seed(self.s.seed, "split", chunk)).sample(range(n), n_val))
-        stats = {"chunk": chunk, "input_documents": len(documents), "short_documents": dropped, "splits": {}}
+        stats = {
+            "chunk": chunk,
+            "input_documents": len(documents),
+            "short_documents": dropped,
+            **unk_counts,
+            "splits": {},
+        }
         for split in SPLITS:
             split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
             if not split_docs:
@@ -287,10 +295,19 @@ def merge(out: Path) -> Meta:
         chunks=n_chunks,
         read={**read, "short_documents": sum(c["short_documents"] for c in chunks)},
         seconds=max(x["seconds"] for x in slices.values()),
+        unk_rate=unk_rate(chunks),
         directory=out,
     )
     write_meta(out, meta)
     return meta
+
+
+def unk_rate(chunks: list[dict]) -> float | None:
+    """The share of [UNK] among the text tokens of all chunks (chunk-k.json counts); None when a
+    chunk was written before the counts were recorded."""
+    if not chunks or any("unk_tokens" not in c for c in chunks):
+        return None
+    return sum(c["unk_tokens"] for c in chunks) / max(sum(c["text_tokens"] for c in chunks), 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from bertpt.data.format import (
     FORMAT_VERSION,
     META_FILE,
     OWNED_NAME,
+    PREPARE_FILE,
     TOKENIZER_DIR,
     Meta,
     SpecialIds,
@@ -293,6 +294,14 @@ def _wipe(out: Path) -> None:
             p.unlink()
 
 
+def _check_unk_rate(cfg: PrepareConfig, tok, docs: Callable[[], Iterator[str]]) -> None:
+    """Refuse (BertptError) or warn when too many tokens of the input's first documents are [UNK]."""
+    sample = sample_texts(docs())
+    warning = check_unk_rate(count_unk(tok, sample), cfg.max_unk_rate, f"the input's first {len(sample):,} documents")
+    if warning:
+        print(f"bertpt: warning: {warning}", file=sys.stderr)
+
+
 def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Iterator[str]], progress: bool):
     """Check what --output_dir holds, then load/train the tokenizer and check that it fits the text
     (before anything is written or wiped); returns it."""
@@ -304,6 +313,8 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
     for line in (casing.note and f"{PROG}: {casing.note}", casing.warning and f"bertpt: warning: {casing.warning}"):
         if line:
             print(line, file=sys.stderr)
+    if given is not None and not (out / PREPARE_FILE).is_file():  # (a run being continued passed the check)
+        _check_unk_rate(cfg, given, docs)
     # the settings as used: a --tokenizer's casing is the one resolved from it
     settings = {**cfg.data_settings(), "cased": casing.cased, "strip_accents": casing.strip_accents}
     claim = {"format": FORMAT_VERSION, "settings": settings}
@@ -365,12 +376,7 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
         size_warning = vocabulary_size_warning(tok, cfg.vocab_size, cfg.min_frequency, counts)
         if size_warning:
             print(f"bertpt: warning: {size_warning}", file=sys.stderr)
-    sample = sample_texts(docs())
-    unk_warning = check_unk_rate(
-        count_unk(tok, sample), cfg.max_unk_rate, f"the input's first {len(sample):,} documents"
-    )
-    if unk_warning:
-        print(f"bertpt: warning: {unk_warning}", file=sys.stderr)
+        _check_unk_rate(cfg, tok, docs)
     if wipe:
         _wipe(out)
     tmp = out / f"tokenizer.tmp-{os.uname().nodename}-{os.getpid()}"

@@ -317,20 +317,20 @@ def resolve_casing(
             note = f"--tokenizer {where} is {kind} ({evidence}): using it as {base.flags()}"
         return Casing(base.cased, base.strip_accents, source=base_source, note=note)
     conflict = casing_conflict(vocab, want)
-    if conflict:
-        raise BertptError(
-            f"{flags} contradicts --tokenizer {where}: {conflict}; drop {flags} (the settings then follow "
-            "the tokenizer)"
-        )
     if (d_cased is not None or d_strip is not None) and not want.same_effect(base):
         own = casing_conflict(vocab, base)
-        if own is None:
+        if own is None or conflict:  # the directory's settings fit its entries (or neither fits): they stand
             raise BertptError(
                 f"{flags} contradicts --tokenizer {where}: {base_source}; drop {flags} (the directory's settings "
                 "apply) or change its configuration"
             )
         warning = f"{flags} overrides --tokenizer {where}'s {d_where}, which its vocabulary contradicts ({own})"
         return Casing(want.cased, want.strip_accents, source="the flags", warning=warning)
+    if conflict:
+        raise BertptError(
+            f"{flags} contradicts --tokenizer {where}: {conflict}; drop {flags} (the settings then follow "
+            "the tokenizer)"
+        )
     return Casing(want.cased, want.strip_accents, source="the flags")
 
 

@@ -175,6 +175,9 @@ class Meta:
     read: dict[str, Any] = field(default_factory=dict)  # reading counts (corpus.ReadStats and short_documents)
     seconds: float = 0.0
     pairing: NspPairing = field(default_factory=NspPairing)
+    # The share of the text's tokens (all documents kept, before instances are made) that are [UNK];
+    # None in data prepared before it was recorded.
+    unk_rate: float | None = None
     directory: Path | None = field(default=None, compare=False)
 
     def path(self, name: str) -> Path:
@@ -213,6 +216,7 @@ class Meta:
             "splits": {name: asdict(s) for name, s in self.splits.items()},
             "seconds": self.seconds,
             "nsp_pairing": asdict(self.pairing),
+            "unk_rate": self.unk_rate,
         }
 
     @classmethod
@@ -233,7 +237,17 @@ class Meta:
         special = {k: int(d["special_ids"][k]) for k in SpecialIds.__dataclass_fields__}
         optional = {
             k: d[k]
-            for k in ("tokenizer", "token_dtype", "bertpt_version", "created", "settings", "chunks", "read", "seconds")
+            for k in (
+                "tokenizer",
+                "token_dtype",
+                "bertpt_version",
+                "created",
+                "settings",
+                "chunks",
+                "read",
+                "seconds",
+                "unk_rate",
+            )
             if k in d
         }
         pairing = d.get("nsp_pairing") or {}  # absent before this was recorded

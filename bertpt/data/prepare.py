@@ -41,6 +41,7 @@ from bertpt.data.format import (
     FORMAT_VERSION,
     META_FILE,
     OWNED_NAME,
+    PREPARE_FILE,
     TOKENIZER_DIR,
     Meta,
     SpecialIds,
@@ -52,12 +53,19 @@ from bertpt.data.format import (
 from bertpt.data.masking import GOOGLE_MAX_PREDICTIONS, max_predictions_for
 from bertpt.data.shards import MIN_CHUNK_DOCUMENTS, ChunkSettings, ChunkWriter, init_worker, merge, run_chunk
 from bertpt.data.tokenizer import (
+    Casing,
+    check_unk_rate,
     continuation_table,
+    count_characters,
+    count_unk,
     load_tokenizer,
+    open_tokenizer,
+    sample_texts,
     save_tokenizer,
     special_ids,
     tokenizer_hash,
     train_tokenizer,
+    vocabulary_size_warning,
 )
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.files import write_atomic
@@ -102,9 +110,25 @@ class PrepareConfig:
         "new WordPiece vocabulary on the input (one streaming pass).",
     )
     vocab_size: int = _arg(30522, "Vocabulary size when training a tokenizer.")
-    cased: bool = _arg(False, "Keep case. Default: lowercase, as BERT-uncased.")
+    cased: bool | None = _arg(
+        None,
+        "Keep case (--cased, or --cased true|false). Default: a trained tokenizer lowercases, as BERT-uncased; "
+        "a --tokenizer keeps its own settings (a bare vocab.txt: the casing its entries imply). A setting "
+        "that contradicts the tokenizer is refused.",
+        nargs="?",
+        const=True,
+    )
     strip_accents: bool | None = _arg(None, "Strip accents (true/false). Default: exactly when lowercasing.")
-    min_frequency: int = _arg(2, "Minimum count of a token when training a tokenizer.")
+    min_frequency: int = _arg(
+        2,
+        "When training a tokenizer: the least count of a character to be in the alphabet (rarer ones only "
+        "fill room left below --vocab_size) and of a pair of pieces to be merged.",
+    )
+    max_unk_rate: float = _arg(
+        0.05,
+        "Refuse a tokenizer when more than this share of the tokens of the input's first ~1 MB of text "
+        "are [UNK] (checked before any data is written; 1.0 accepts any).",
+    )
     tokenizer_only: bool = _arg(
         False,
         "Only train/copy the tokenizer into --output_dir, then stop (for "
@@ -158,7 +182,16 @@ class PrepareConfig:
 
     def data_settings(self) -> dict:
         """What determines the output: a resumed run must have the same (workers and slices do not count)."""
-        skip = ("output_dir", "num_workers", "num_slices", "slice", "merge", "tokenizer_only", "overwrite")
+        skip = (
+            "output_dir",
+            "num_workers",
+            "num_slices",
+            "slice",
+            "merge",
+            "tokenizer_only",
+            "overwrite",
+            "max_unk_rate",
+        )
         s = {k: v for k, v in asdict(self).items() if k not in skip}
         s["max_predictions_per_seq"] = self.resolved_max_predictions()
         return s
@@ -176,6 +209,8 @@ class PrepareConfig:
             raise BertptError(f"--masked_lm_prob must be in (0, 1) (got {self.masked_lm_prob})")
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise BertptError(f"--short_seq_prob must be in [0, 1] (got {self.short_seq_prob})")
+        if not 0.0 <= self.max_unk_rate <= 1.0:
+            raise BertptError(f"--max_unk_rate must be in [0, 1] (got {self.max_unk_rate})")
         if not 0.0 <= self.val_fraction < 1.0:
             raise BertptError(f"--val_fraction must be in [0, 1) (got {self.val_fraction})")
         for name in ("dupe_factor", "vocab_size", "num_slices"):
@@ -233,7 +268,15 @@ def prepare(
             file=sys.stderr,
         )
         return None
-    return merge(out)
+    meta = merge(out)
+    if meta.unk_rate is not None and meta.unk_rate > cfg.max_unk_rate:
+        print(
+            f"bertpt: warning: {meta.unk_rate:.2%} of the text's tokens are [UNK], more than --max_unk_rate "
+            f"{cfg.max_unk_rate:g} (the check on the input's first documents passed): the tokenizer fits the "
+            "rest of the text poorly",
+            file=sys.stderr,
+        )
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,16 +297,35 @@ def _wipe(out: Path) -> None:
             p.unlink()
 
 
+def _check_unk_rate(cfg: PrepareConfig, tok, docs: Callable[[], Iterator[str]]) -> None:
+    """Refuse (BertptError) or warn when too many tokens of the input's first documents are [UNK]."""
+    sample = sample_texts(docs())
+    warning = check_unk_rate(count_unk(tok, sample), cfg.max_unk_rate, f"the input's first {len(sample):,} documents")
+    if warning:
+        print(f"bertpt: warning: {warning}", file=sys.stderr)
+
+
 def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Iterator[str]], progress: bool):
-    """Check what --output_dir holds, then load/train the tokenizer; returns it."""
-    claim = {"format": FORMAT_VERSION, "settings": cfg.data_settings()}
+    """Check what --output_dir holds, then load/train the tokenizer and check that it fits the text
+    (before anything is written or wiped); returns it."""
     # Load a given tokenizer first: a bad one is reported before anything is touched, and it may
     # live inside --output_dir (from --tokenizer_only).
-    given = load_tokenizer(cfg.tokenizer, cfg.cased, cfg.strip_accents) if cfg.tokenizer else None
+    given, casing = open_tokenizer(cfg.tokenizer, cfg.cased, cfg.strip_accents) if cfg.tokenizer else (None, None)
+    if casing is None:
+        casing = Casing(bool(cfg.cased), cfg.strip_accents)
+    for line in (casing.note and f"{PROG}: {casing.note}", casing.warning and f"bertpt: warning: {casing.warning}"):
+        if line:
+            print(line, file=sys.stderr)
+    if given is not None and not (out / PREPARE_FILE).is_file():  # (a run being continued passed the check)
+        _check_unk_rate(cfg, given, docs)
+    # the settings as used: a --tokenizer's casing is the one resolved from it
+    settings = {**cfg.data_settings(), "cased": casing.cased, "strip_accents": casing.strip_accents}
+    claim = {"format": FORMAT_VERSION, "settings": settings}
+    wipe = False  # done once the tokenizer is known to fit, so that a refusal leaves the directory as it was
     if out.is_dir():
         earlier = read_prepare_claim(out)
         if cfg.overwrite:
-            _wipe(out)
+            wipe = True
         elif (out / META_FILE).exists():
             raise BertptError(
                 f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
@@ -299,16 +361,27 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
                 f"--output_dir {out} is not empty and is not a bertpt data directory; choose an empty or new directory"
             )
         elif cfg.num_slices == 1:
-            _wipe(out)  # only leftovers of a run killed before it wrote prepare.json
+            wipe = True  # only leftovers of a run killed before it wrote prepare.json
     require_writable_dir(out, "--output_dir")
 
     if given is not None:
         tok = given
     else:
+        # Two passes: the characters' counts decide the alphabet (--min_frequency), then the trainer.
+        texts = tqdm(docs(), desc="tokenizer (characters)", unit=" docs", disable=not progress)
+        counts = count_characters(texts, casing.cased, casing.strip_accents)
         texts = tqdm(docs(), desc="tokenizer", unit=" docs", disable=not progress)
-        tok = train_tokenizer(texts, cfg.vocab_size, cfg.cased, cfg.min_frequency, cfg.strip_accents)
+        tok = train_tokenizer(
+            texts, cfg.vocab_size, casing.cased, cfg.min_frequency, casing.strip_accents, char_counts=counts
+        )
         if len(tok) <= len(special_ids(tok)):
             raise BertptError("the input holds no text to train a tokenizer on")
+        size_warning = vocabulary_size_warning(tok, cfg.vocab_size, cfg.min_frequency, counts)
+        if size_warning:
+            print(f"bertpt: warning: {size_warning}", file=sys.stderr)
+        _check_unk_rate(cfg, tok, docs)
+    if wipe:
+        _wipe(out)
     tmp = out / f"tokenizer.tmp-{os.uname().nodename}-{os.getpid()}"
     save_tokenizer(tok, tmp)
     try:
@@ -451,6 +524,7 @@ def main(argv: list[str] | None = None) -> None:
             f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s"
             + (f"; {pairing}" if pairing else "")
             + ("" if va else "; no validation split: training will evaluate on training instances")
+            + (f"; [UNK] {meta.unk_rate:.3%} of the text's tokens" if meta.unk_rate is not None else "")
         )
 
 

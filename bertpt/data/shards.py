@@ -176,6 +176,8 @@ class ChunkWriter:
     def __call__(self, chunk: int, documents: list[str]) -> dict:
         flat, seg_lengths, dropped = self.tokenize(documents)
         docs = documents_from_lengths(seg_lengths)
+        # the text's tokens and its [UNK]s, for meta.json's exact [UNK] rate
+        unk_counts = {"text_tokens": len(flat), "unk_tokens": int(np.count_nonzero(flat == self.ids.unk))}
 
         # Hold out whole documents, so validation never sees a sentence of a training document.
         n, f = len(docs), self.s.val_fraction
@@ -189,6 +191,7 @@ class ChunkWriter:
             "held_out_raised": int(n_val > round(f * n)),
             "no_held_out": int(f > 0 and 0 < n < MIN_CHUNK_DOCUMENTS),
             "lone_documents": int(n == 1),
+            **unk_counts,
             "splits": {},
         }
         for split in SPLITS:
@@ -334,10 +337,19 @@ def merge(out: Path) -> Meta:
         read={**read, "short_documents": sum(c["short_documents"] for c in chunks)},
         seconds=max(x["seconds"] for x in slices.values()),
         pairing=NspPairing(min_split_documents=MIN_SPLIT_DOCUMENTS, **pairing),
+        unk_rate=unk_rate(chunks),
         directory=out,
     )
     write_meta(out, meta)
     return meta
+
+
+def unk_rate(chunks: list[dict]) -> float | None:
+    """The share of [UNK] among the text tokens of all chunks (chunk-k.json counts); None when a
+    chunk was written before the counts were recorded."""
+    if not chunks or any("unk_tokens" not in c for c in chunks):
+        return None
+    return sum(c["unk_tokens"] for c in chunks) / max(sum(c["text_tokens"] for c in chunks), 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ Two sources that never overlap:
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
 
@@ -157,12 +157,14 @@ class PretrainConfig:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
-    """Parse CLI flags into (PretrainConfig, DeepSpeed JSON path)."""
+    """Parse CLI flags into (PretrainConfig, DeepSpeed JSON path). Raises BertptError: an unknown flag
+    (naming the closest valid one), no --deepspeed_config, a config that fails PretrainConfig.validate."""
     import deepspeed
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(
         PretrainConfig,
+        **cli.parser_options("bertpt-pretrain"),
         description=(
             "Pretrain BERT (masked-language modelling + next-sentence prediction) with DeepSpeed. "
             "Optimizer, LR schedule, precision, ZeRO stage, clipping and batch sizes come from the "
@@ -172,8 +174,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
     parser = deepspeed.add_config_arguments(parser)
     # The deepspeed launcher passes --local_rank; we read LOCAL_RANK from the environment instead.
     parser.add_argument("--local_rank", type=int, default=None, help="Set by the deepspeed launcher; ignored.")
-    argv = sys.argv[1:] if argv is None else argv
-    cfg, ns = parser.parse_args_into_dataclasses(args=argv)
+    cfg, ns = cli.parse(parser, argv)
     ds_path = ns.deepspeed_config or ns.deepscale_config
     if not ds_path:
         raise BertptError(

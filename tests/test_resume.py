@@ -4,6 +4,7 @@ the current code (slow: a real run)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -163,3 +164,50 @@ def test_setup_resumes_through_find_plan_load_only():
     assert calls == sorted(calls) and all(source.count(f"resume.{n}(") == 1 for n in ("find", "plan", "load"))
     whole = inspect.getsource(pretrain)
     assert "universal" not in whole and "load_checkpoint" not in whole and "newest_good" not in whole
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        {"train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2},
+        {"train_micro_batch_size_per_gpu": 4},
+        {"train_batch_size": 8},
+        {"train_batch_size": 8, "train_micro_batch_size_per_gpu": 2},
+        {"train_batch_size": 12, "gradient_accumulation_steps": 3},
+        {"train_batch_size": 6, "train_micro_batch_size_per_gpu": 3, "gradient_accumulation_steps": 2},
+    ],
+)
+def test_batch_sizes_are_deepspeeds_before_the_engine_exists(batch):
+    """universal.batch_sizes against DeepSpeed's own resolution (DeepSpeedConfig, one process: world size 1),
+    and the same rules on 2 ranks."""
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    from bertpt.ckpt import universal
+
+    ds = DeepSpeedConfig(dict(batch))
+    expected = (ds.train_micro_batch_size_per_gpu, ds.gradient_accumulation_steps, ds.train_batch_size)
+    assert universal.batch_sizes(batch, 1) == expected
+    micro, accum, total = universal.batch_sizes(batch, 2)
+    assert micro * accum * 2 == total or "gradient_accumulation_steps" in batch and "train_batch_size" in batch
+    if "train_batch_size" in batch:
+        assert total == batch["train_batch_size"]
+
+
+def test_plan_on_the_same_world_size_refuses_another_global_batch_or_zero_stage(release):
+    """Saved: 1 rank, micro 4 x accumulation 1 = global batch 4, ZeRO 2. Another split of 4 resumes; any other
+    global batch (given directly or through DeepSpeed's derivation) or ZeRO stage is refused."""
+    _, found, config, tokenizer = release
+    same = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "zero_optimization": {"stage": 2}}
+    assert resume.plan(found, same, 0, 1, config, tokenizer).load_tag == "step_000002"
+    for batch, given in (
+        ({"train_micro_batch_size_per_gpu": 2}, "gives 2 (2 x 1 x 1 rank)"),
+        ({"train_batch_size": 8, "train_micro_batch_size_per_gpu": 4}, "gives 8 (4 x 2 x 1 rank)"),
+        ({"train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 3}, "gives 12 (4 x 3 x 1 rank)"),
+    ):
+        with pytest.raises(
+            BertptError, match=r"global batch of 4 \(micro batch 4 x gradient accumulation 1 .*" + re.escape(given)
+        ):
+            resume.plan(found, {**batch, "zero_optimization": {"stage": 2}}, 0, 1, config, tokenizer)
+    for stage in (0, 1, 3):
+        with pytest.raises(BertptError, match=f"ZeRO stage 2 but the DeepSpeed JSON asks for stage {stage}"):
+            resume.plan(found, {**same, "zero_optimization": {"stage": stage}}, 0, 1, config, tokenizer)

@@ -24,7 +24,6 @@ import gc
 import itertools
 import json
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
 
@@ -464,8 +464,12 @@ def print_report(r: dict) -> None:
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(BenchConfig, description=(__doc__ or "").split("\n\n")[0] + " See README, Throughput.")
-    (bc,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(
+        BenchConfig,
+        **cli.parser_options("bertpt-bench"),
+        description=(__doc__ or "").split("\n\n")[0] + " See README, Throughput.",
+    )
+    (bc,) = cli.parse(parser, argv)
     for name, low in (
         ("steps", 1),
         ("warmup", 0),

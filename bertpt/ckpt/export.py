@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bertpt import cli
 from bertpt.ckpt import layout
 from bertpt.errors import BertptError, exit_on_error
 
@@ -118,7 +119,7 @@ def _model_card(config, ckpt_dir: Path, tag: str, source: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="bertpt-export",
+        **cli.parser_options("bertpt-export"),
         description=(
             "Export a bertpt DeepSpeed checkpoint as a Hugging Face BertForPreTraining directory "
             "(config.json, model.safetensors, tokenizer, README model card)."
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help=("Checkpoint tag to export (default: the newest complete one, normally the one `latest` names)."),
     )
-    args = parser.parse_args(argv)
     with exit_on_error("bertpt-export"):
+        (args,) = cli.parse(parser, argv)
         out = export_hf(args.ckpt_dir, args.out_dir, args.tag)
         print(f"exported {args.ckpt_dir} to {out}")
 

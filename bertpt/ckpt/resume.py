@@ -63,8 +63,12 @@ def plan(
 ) -> Plan:
     """How to build the engine and what to load. Collective when the world size changed (every rank
     must call it): rank 0 converts to the universal format then, and reports the batch adjustment.
-    Raises BertptError: another model shape or tokenizer, a global batch the new world size cannot
-    keep, a ZeRO-stage change together with a world-size change, a failed conversion."""
+
+    Every check comes first, before anything is written (docs/checkpoints.md, "What resuming promises").
+    Raises BertptError: another model shape or tokenizer (layout.check_compatible); another ZeRO stage than
+    the checkpoint's; on the same world size, a global batch (DeepSpeed's, from `ds_config`:
+    universal.batch_sizes) other than the checkpoint's; on another world size, a global batch the new world
+    size cannot keep or a position that is not a whole number of global batches; a failed conversion."""
     if found is None:
         return Plan(ds_config)
     layout.check_compatible(
@@ -78,18 +82,30 @@ def plan(
         tokenizer_dir=found.dir / layout.TOKENIZER_DIR,
     )
     saved = layout.read_position(found)
-    if saved.world_size == world:
-        return Plan(ds_config, found, found.tag, saved)
-
     where = f"checkpoint {found.path} ({universal.ranks(saved.world_size)})"
     stage = universal.zero_stage(ds_config)
     if stage != saved.zero_stage:
+        # The optimizer state is laid out per stage (ZeRO 0: in the model file; 1-2: flat partitions of
+        # the fp32 masters; 3: partitioned parameters too): DeepSpeed loads a checkpoint only into its own stage.
         raise BertptError(
             f"{where} was trained with ZeRO stage {saved.zero_stage} but the DeepSpeed JSON asks for "
-            f"stage {stage}; changing the world size and the ZeRO stage at once is not supported: "
-            f"resume with a stage-{saved.zero_stage} JSON"
+            f"stage {stage}; a resume cannot change the ZeRO stage: resume with a stage-{saved.zero_stage} "
+            f"JSON, or {RESUME_HINT} (--init_from {found.dir} keeps its weights)"
         )
-    micro = universal.micro_batch(ds_config, world)
+    micro, accum, global_batch = universal.batch_sizes(ds_config, world)
+    if saved.world_size == world:
+        if global_batch != saved.global_batch:
+            # The data position and the LR schedule count optimizer steps of one global batch: another one
+            # would silently change what every later step trains on and what the schedule means.
+            raise BertptError(
+                f"{where} was trained with a global batch of {saved.global_batch} (micro batch "
+                f"{saved.micro_batch} x gradient accumulation {saved.grad_accum} x {universal.ranks(world)}) but "
+                f"the DeepSpeed JSON gives {global_batch} ({micro} x {accum} x {universal.ranks(world)}); resume "
+                f"with a global batch of {saved.global_batch}, or {RESUME_HINT} (--init_from {found.dir} keeps "
+                "its weights)"
+            )
+        return Plan(ds_config, found, found.tag, saved)
+
     accum = universal.kept_accumulation(saved.global_batch, micro, world, where)
     if saved.consumed_samples % saved.global_batch:
         raise BertptError(

@@ -62,15 +62,28 @@ def zero_stage(ds_config: dict) -> int:
     return int((ds_config.get("zero_optimization") or {}).get("stage", 0))
 
 
-def micro_batch(ds_config: dict, world: int) -> int:
-    """The micro batch the DeepSpeed JSON asks for (DeepSpeed derives it when only the others are set)."""
-    if "train_micro_batch_size_per_gpu" in ds_config:
-        return int(ds_config["train_micro_batch_size_per_gpu"])
-    if "train_batch_size" in ds_config:
-        return max(
-            1, int(ds_config["train_batch_size"]) // (int(ds_config.get("gradient_accumulation_steps", 1)) * world)
-        )
-    return 1
+def batch_sizes(ds_config: dict, world: int) -> tuple[int, int, int]:
+    """(micro batch per rank, gradient accumulation steps, global batch) that DeepSpeed will use with
+    `ds_config` on `world` ranks, computed before any engine exists. DeepSpeed's own rules
+    (deepspeed/runtime/config.py, DeepSpeedConfig._set_batch_related_parameters): of train_batch_size,
+    train_micro_batch_size_per_gpu and gradient_accumulation_steps, the missing ones follow from those
+    given (integer division), accumulation defaulting to 1 when only one is given; the global batch is
+    micro x accumulation x world. A JSON whose values do not multiply out is DeepSpeed's to refuse
+    (engine.check_ds_config); here the JSON's train_batch_size is returned as given then."""
+    train = ds_config.get("train_batch_size")
+    micro = ds_config.get("train_micro_batch_size_per_gpu")
+    accum = ds_config.get("gradient_accumulation_steps")
+    if train is not None and micro is not None and accum is None:
+        accum = int(train) // int(micro) // world
+    elif train is not None and micro is None:
+        accum = 1 if accum is None else accum
+        micro = int(train) // world // int(accum)
+    elif micro is not None:
+        accum = 1 if accum is None else accum
+    else:
+        raise BertptError("the DeepSpeed JSON sets neither train_batch_size nor train_micro_batch_size_per_gpu")
+    micro, accum = int(micro), int(accum)
+    return micro, accum, int(train) if train is not None else micro * accum * world
 
 
 def kept_accumulation(global_batch: int, micro: int, world: int, where: str) -> int:

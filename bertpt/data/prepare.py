@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.data.corpus import (
     ReadStats,
@@ -488,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = HfArgumentParser(
         PrepareConfig,
+        **cli.parser_options(PROG),
         description=(
             "Prepare raw text for BERT pretraining: train (or load) a WordPiece tokenizer and write Google-style "
             "next-sentence-prediction instances to sharded, memory-mappable files, streaming, on all cores."
@@ -500,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.",
     )
     with exit_on_error(PROG):
-        cfg, ns = parser.parse_args_into_dataclasses(args=argv)
+        cfg, ns = cli.parse(parser, argv)
         if not cfg.merge and bool(ns.inputs) == bool(cfg.hf_dataset):
             raise BertptError("give input files or --hf_dataset (one of them)")
         source = Source(

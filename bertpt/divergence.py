@@ -183,16 +183,23 @@ class Guard:
         return loss
 
     def step_code(self, engine) -> torch.Tensor:
-        """This rank's verdict on the step just taken (an int32 0-d tensor on the device: NONE, SKIPPED_RUN,
-        SCALE_AT_MIN or NONFINITE_LOSS), for the save policy's all-reduce; resets the per-step state."""
-        code = self._nonfinite.to(torch.int32) * NONFINITE_LOSS
-        self._nonfinite.zero_()
+        """This rank's verdict on the step `engine` just took, for the save policy's all-reduce: see verdict."""
         optimizer = engine.optimizer
         scaler = getattr(optimizer, "loss_scaler", None) or getattr(optimizer, "loss_scale_config", None)
+        return self.verdict(engine.fp16_enabled(), scaler, engine.skipped_steps)
+
+    def verdict(self, fp16: bool, scaler, skipped_steps: int) -> torch.Tensor:
+        """This rank's divergence code for the step just taken (an int32 0-d tensor on the device: NONE,
+        SKIPPED_RUN, SCALE_AT_MIN or NONFINITE_LOSS, the most severe), and resets the per-step state.
+        `fp16`: the engine trains in fp16; `scaler`: its optimizer's loss scaler (see scale_at_minimum);
+        `skipped_steps`: DeepSpeed's running count of skipped steps (engine.skipped_steps)."""
+        code = self._nonfinite.to(torch.int32) * NONFINITE_LOSS
+        self._nonfinite.zero_()
+        run = self.skip_run.update(skipped_steps)
         host = NONE
-        if engine.fp16_enabled() and scale_at_minimum(scaler):
+        if fp16 and scale_at_minimum(scaler):
             host = SCALE_AT_MIN
-        elif self.max_skipped_steps and self.skip_run.update(engine.skipped_steps) > self.max_skipped_steps:
+        elif self.max_skipped_steps and run > self.max_skipped_steps:
             host = SKIPPED_RUN
         return torch.clamp(code, min=host) if host else code
 

@@ -287,9 +287,9 @@ def roll_back(run: Run, code: int) -> bool:
     run.step = done.step
     run.reporter.rewind(done.step)
     run.reporter.write(
-        f"bertpt: diverged at step {diverged_at} ({divergence.describe(code, run.cfg.max_skipped_steps)}): "
-        f"rollback {done.count} of {run.cfg.max_rollbacks} to {done.checkpoint.path}, skipping samples "
-        f"{done.first}..{done.end - 1} ({done.end - done.first} samples); continuing from step {done.step}"
+        f"bertpt: rollback {done.count} of {run.cfg.max_rollbacks}: step {diverged_at} diverged "
+        f"({divergence.describe(code, run.cfg.max_skipped_steps)}); reloaded {done.checkpoint.path}, skipping "
+        f"samples {done.first}..{done.end - 1} ({done.end - done.first} samples), continuing after step {done.step}"
     )
     run.reporter.event(
         "divergence", {"rollbacks": done.count, "skipped_first": done.first, "skipped_end": done.end}, diverged_at

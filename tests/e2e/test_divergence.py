@@ -79,7 +79,7 @@ def test_rollback_skips_the_samples_records_them_and_a_resume_continues_there(ti
     proc = run(python_cmd(*train_args(tiny_data, out, config, 8, *flags)), env={INJECT_ENV: "5"})
     log = proc.stdout + proc.stderr
     assert log.count("rollback 1 of 3") == 1 and "skipping samples 16..19 (4 samples)" in log
-    assert f"to {out / 'checkpoints' / 'step_000004'}" in log and "bertpt: finished at step 8" in log
+    assert f"reloaded {out / 'checkpoints' / 'step_000004'}, skipping" in log and "bertpt: finished at step 8" in log
     for tag, consumed in (("step_000006", 28), ("step_000008", 36)):
         assert state(out, tag)["skipped_samples"] == [[16, 20]] and state(out, tag)["consumed_samples"] == consumed
     assert "skipped_samples" not in state(out, "step_000004") or state(out, "step_000004")["skipped_samples"] == []

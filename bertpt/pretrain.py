@@ -366,7 +366,7 @@ def finish(run: Run, seconds: float) -> None:
     if run.rank != 0:
         return
     steps = run.step - run.start_step
-    tr, ev = run.last.get("train"), run.last.get("eval")
+    tr, ev, good = run.last.get("train"), run.last.get("eval"), run.guard.good
     lines = [f"bertpt: finished at step {run.step} of {run.cfg.max_steps} ({steps} steps this run, {seconds:.0f} s)"]
     if tr:
         mfu = f", MFU {tr['mfu']:.1%}" if "mfu" in tr else ""
@@ -383,7 +383,8 @@ def finish(run: Run, seconds: float) -> None:
     lines += [
         f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
         f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
-        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)",
+        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)"
+        + (f", of {good.tag}, the last good checkpoint" if good is not None and good.dir == run.ckpt_dir else ""),
     ]
     print("\n".join(lines), flush=True)
 

@@ -109,6 +109,30 @@ class PretrainConfig:
         "Mask whole words (true/false): a ## WordPiece is masked with the word it continues. Default: as the "
         "data was prepared. Dynamic masking only.",
     )
+    on_divergence: str = _arg(
+        "stop",
+        "What a divergence does (a non-finite loss on any rank; with fp16 also the loss scale at its "
+        "min_loss_scale, or more than --max_skipped_steps skipped steps in a row); nothing of the diverged "
+        "step is ever saved. stop: end with one line naming the step and the last good checkpoint, export "
+        "that one to <output_dir>/hf, exit with status 3. rollback: reload the last good checkpoint, skip the "
+        "samples consumed since it (recorded in the checkpoint) and continue, at most --max_rollbacks times.",
+        choices=["stop", "rollback"],
+    )
+    max_rollbacks: int = _arg(
+        3, "With --on_divergence rollback: the most rollbacks in a run's history, then it stops as with stop."
+    )
+    max_skipped_steps: int = _arg(
+        20,
+        "A divergence when more than this many consecutive optimizer steps were skipped for overflowing "
+        "gradients (DeepSpeed's skipped steps; 0: never). 20 is above the 17 overflows in a row DeepSpeed's "
+        "default fp16 scaler (2^16 down to 1, hysteresis 2) can need at its start.",
+    )
+    loss_spike_factor: float = _arg(
+        2.0,
+        "Warn (one line, TensorBoard divergence/loss_spike) when a logged train loss exceeds this factor times "
+        "the mean of the last 10 logged ones (0: off). 2: a logged loss is a mean over --log_steps steps, "
+        "whose noise is far below a doubling, while the spikes that precede a divergence double it or more.",
+    )
     peak_tflops: float = _arg(
         0,
         "Peak TFLOPS of one device at the training precision, for the MFU shown in the log and "
@@ -128,6 +152,9 @@ class PretrainConfig:
             "eval_steps",
             "eval_samples",
             "num_workers",
+            "max_rollbacks",
+            "max_skipped_steps",
+            "loss_spike_factor",
         ):
             if getattr(self, name) < 0:
                 raise BertptError(f"--{name} must be 0 or more (got {getattr(self, name)})")
@@ -135,6 +162,10 @@ class PretrainConfig:
             raise BertptError(f"--masked_lm_prob must be in (0, 1) (got {self.masked_lm_prob})")
         if self.max_predictions_per_seq is not None and self.max_predictions_per_seq < 1:
             raise BertptError(f"--max_predictions_per_seq must be at least 1 (got {self.max_predictions_per_seq})")
+        if self.on_divergence not in ("stop", "rollback"):
+            raise BertptError(f"--on_divergence must be stop or rollback (got {self.on_divergence})")
+        if 0 < self.loss_spike_factor <= 1:
+            raise BertptError(f"--loss_spike_factor must be above 1, or 0 for off (got {self.loss_spike_factor})")
         if self.peak_tflops < 0:
             raise BertptError(f"--peak_tflops must be 0 (auto) or positive (got {self.peak_tflops})")
         if self.rendezvous_timeout <= 0:

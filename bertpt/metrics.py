@@ -169,8 +169,18 @@ class Reporter:
         finally:
             self.excluded += time.perf_counter() - start
 
+    def event(self, prefix: str, m: dict[str, float], step: int) -> None:
+        """Scalars of something that happened at `step` (e.g. divergence/rollbacks), rank 0."""
+        if self.active:
+            self.scalars(prefix, m, step)
+
     def step(self, n: int = 1) -> None:
         self.bar.update(n)
+
+    def rewind(self, step: int) -> None:
+        """The run went back to `step` (a divergence rollback): the bar shows it."""
+        self.bar.n = step
+        self.bar.refresh()
 
     def write(self, text: str) -> None:
         if self.active:

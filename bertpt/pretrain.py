@@ -17,14 +17,14 @@ if __package__ in (None, "") and Path(sys.path[0]).resolve() == Path(__file__).r
 import functools
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bertpt import distributed
+from bertpt import distributed, divergence
 from bertpt.ckpt import checkpoint, layout, resume
 from bertpt.ckpt.policy import SavePolicy
 from bertpt.ckpt.warmstart import init_from
@@ -33,6 +33,7 @@ from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.data.dataset import PretrainingData, StreamSampler, continuation_ids, eval_batches
 from bertpt.data.format import Masking, Meta, is_complete, load_meta
 from bertpt.data.masking import EVAL_STREAM, TRAIN_STREAM, MaskingCollator, describe_changes, resolve_masking
+from bertpt.divergence import EXIT_DIVERGED, Guard
 from bertpt.engine import build_engine, check_ds_config, precision_name
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
@@ -65,6 +66,10 @@ class Run:
     signals: SignalFlag | None = None
     saves: SavePolicy | None = None
     preempted: str | None = None  # the signal that stopped the run early
+    guard: Guard | None = None  # divergence detection and rollback bookkeeping (divergence.py)
+    batches_from: Callable[[int], Iterator[dict]] | None = None  # train batches from a data position
+    model_config: dict = field(default_factory=dict)
+    diverged: int = 0  # the divergence code that stopped the run (divergence.py; 0: none)
 
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
@@ -99,10 +104,10 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
-    saved_masking = None
+    saved_masking, skipped = None, ()
     if found is not None:
         position, state = resume.load(engine, plan)
-        step, consumed = position.step, position.consumed_samples
+        step, consumed, skipped = position.step, position.consumed_samples, position.skipped_samples
         if "masking" in state:  # recorded since masking became a training-time choice
             saved_masking = Masking.from_dict(state["masking"])
     if rank == 0:
@@ -111,18 +116,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     train = PretrainingData(meta, "train")
     whole_words = continuation_ids(meta) if masking.whole_word_mask and not masking.static else None
-    sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
-    # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
-    # from the global one would shift the dropout stream (and break bitwise-exact resume).
-    train_loader = DataLoader(
-        train,
-        batch_sampler=sampler,
-        collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed, TRAIN_STREAM, whole_words),
-        num_workers=cfg.num_workers,
-        pin_memory=torch.cuda.is_available(),
-        worker_init_fn=ignore_in_workers,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    batches_from = functools.partial(train_batches, cfg, train, masking, meta, whole_words, micro, accum, world, rank)
     split, eval_note = eval_split(meta)
     held_out = PretrainingData(meta, split)
     eval_loader = DataLoader(
@@ -180,23 +174,58 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         world,
         step,
         consumed,
-        iter(train_loader),
+        batches_from(consumed),
         eval_loader,
         reporter,
         start_step=step,
         signals=SignalFlag(),
         saves=SavePolicy(cfg.save_steps, cfg.save_minutes, cfg.keep_last, engine.device),
+        guard=Guard(
+            engine.device,
+            rank,
+            cfg.on_divergence,
+            cfg.max_rollbacks,
+            cfg.max_skipped_steps,
+            cfg.loss_spike_factor,
+            good=found,
+            consumed=consumed,
+            skipped=skipped,
+            skipped_steps=engine.skipped_steps,
+        ),
+        batches_from=batches_from,
+        model_config=model_config.to_dict(),
     )
+
+
+def train_batches(
+    cfg, train, masking, meta, whole_words, micro: int, accum: int, world: int, rank: int, consumed: int
+) -> Iterator[dict]:
+    """This rank's endless stream of masked training micro-batches from data position `consumed`."""
+    sampler = StreamSampler(len(train), micro, accum, world, rank, cfg.seed, consumed)
+    # Each loader gets a private generator: starting an iterator draws a seed from it, and drawing
+    # from the global one would shift the dropout stream (and break bitwise-exact resume).
+    loader = DataLoader(
+        train,
+        batch_sampler=sampler,
+        collate_fn=MaskingCollator(masking, meta.special_ids, meta.vocab_size, cfg.seed, TRAIN_STREAM, whole_words),
+        num_workers=cfg.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=ignore_in_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    return iter(loader)
 
 
 def fit(run: Run) -> None:
     engine, cfg, rep = run.engine, run.cfg, run.reporter
     sums = Sums(engine.device)
     end = min(cfg.max_steps, run.step + cfg.steps_this_run) if cfg.steps_this_run else cfg.max_steps
-    for step in range(run.step + 1, end + 1):
+    while run.step < end:  # a rollback moves run.step back
+        step = run.step + 1
         for _ in range(engine.gradient_accumulation_steps()):
             batch = {k: v.to(engine.device, non_blocking=True) for k, v in next(run.train_batches).items()}
             out = engine(**batch)
+            out.loss = run.guard.watch(out.loss, step)  # notes a non-finite loss (or makes one: the test hook)
             engine.backward(out.loss)
             engine.step()  # optimizer, LR schedule, clipping, loss scaling: all as the JSON says
             sums.add(out, batch)
@@ -204,14 +233,15 @@ def fit(run: Run) -> None:
         rep.step()
         last = step == end
         if step % cfg.log_steps == 0 or last:
-            run.last["train"] = rep.train(
-                step,
-                sums.reduce(),
-                engine.get_lr()[0],
-                engine.get_global_grad_norm(),
-                engine.optimizer.loss_scale if engine.fp16_enabled() else None,
-            )
-        decision = run.saves.after_step(step, last, run.signals.raised)  # the same on every rank
+            log_train(run, step, sums)
+        # the same on every rank, divergence included, before anything of this step is saved
+        decision = run.saves.after_step(step, last, run.signals.raised, run.guard.step_code(engine))
+        if decision.diverged:
+            if not roll_back(run, decision.diverged):
+                run.diverged = decision.diverged
+                return
+            sums = Sums(engine.device)  # drop the diverged steps' sums
+            continue
         with rep.paused():
             if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not decision.stop:
                 run.last["eval"] = evaluate(run)
@@ -221,6 +251,51 @@ def fit(run: Run) -> None:
         if decision.stop:
             run.preempted = run.signals.signal or "a signal to another rank"
             return
+
+
+def log_train(run: Run, step: int, sums: Sums) -> None:
+    """The train metrics of the last --log_steps steps (collective), and the loss-spike warning."""
+    engine, rep = run.engine, run.reporter
+    run.last["train"] = m = rep.train(
+        step,
+        sums.reduce(),
+        engine.get_lr()[0],
+        engine.get_global_grad_norm(),
+        engine.optimizer.loss_scale if engine.fp16_enabled() else None,
+    )
+    mean = run.guard.spikes.mean()
+    ratio = run.guard.spikes.observe(m["loss"])
+    if ratio is not None:
+        rep.write(
+            f"bertpt: warning: loss spike at step {step}: {m['loss']:.4g} is {ratio:.1f}x the mean {mean:.4g} of the "
+            f"last logged values (--loss_spike_factor {run.cfg.loss_spike_factor:g})"
+        )
+        rep.event("divergence", {"loss_spike": ratio}, step)
+
+
+def roll_back(run: Run, code: int) -> bool:
+    """--on_divergence rollback: reload the last good checkpoint, skip the samples since it, rebuild the
+    train stream there; one line and the divergence/rollbacks scalar. False: stop instead (not asked
+    for, no good checkpoint, or --max_rollbacks spent). Collective."""
+    if not run.guard.can_roll_back():
+        return False
+    diverged_at = run.step
+    with run.reporter.paused():
+        done = run.guard.roll_back(
+            run.engine, run.consumed, run.ds_config, run.rank, run.world, run.model_config, run.meta.tokenizer_hash
+        )
+        run.train_batches = run.batches_from(run.consumed)  # past the skipped samples
+    run.step = done.step
+    run.reporter.rewind(done.step)
+    run.reporter.write(
+        f"bertpt: rollback {done.count} of {run.cfg.max_rollbacks}: step {diverged_at} diverged "
+        f"({divergence.describe(code, run.cfg.max_skipped_steps)}); reloaded {done.checkpoint.path}, skipping "
+        f"samples {done.first}..{done.end - 1} ({done.end - done.first} samples), continuing after step {done.step}"
+    )
+    run.reporter.event(
+        "divergence", {"rollbacks": done.count, "skipped_first": done.first, "skipped_end": done.end}, diverged_at
+    )
+    return True
 
 
 @torch.no_grad()
@@ -248,6 +323,7 @@ def save(run: Run) -> None:
         grad_accum=engine.gradient_accumulation_steps(),
         global_batch=engine.train_batch_size(),
         zero_stage=engine.zero_optimization_stage(),
+        skipped_samples=run.guard.skipped,
     )
     summary = {
         "step": run.step,
@@ -260,8 +336,24 @@ def save(run: Run) -> None:
         },
     }
     tag = checkpoint.save(engine, run.ckpt_dir, position, state, summary)
+    run.guard.saved(layout.Checkpoint(run.ckpt_dir, tag), run.consumed)  # saved only when no rank diverged
     run.saves.saved(run.ckpt_dir, run.rank)  # restarts the --save_minutes timer, prunes to --keep_last
     run.reporter.write(f"step {run.step}: saved checkpoint {run.ckpt_dir / tag}")
+
+
+def stop_diverged(run: Run) -> None:
+    """A divergence that is not rolled back: export the last good checkpoint (none: no export), one
+    line naming the step and that checkpoint, exit EXIT_DIVERGED. Collective."""
+    from bertpt.ckpt.export import export_hf
+
+    good, hf_dir = run.guard.good, Path(run.cfg.output_dir) / "hf"
+    if run.rank == 0 and good is not None:
+        export_hf(good.dir, hf_dir, good.tag)
+    distributed.barrier()
+    run.reporter.write(run.guard.stop_line(run.diverged, run.step, str(hf_dir) if good else None))
+    run.reporter.close()
+    distributed.shutdown()
+    sys.exit(EXIT_DIVERGED)
 
 
 def finish(run: Run, seconds: float) -> None:
@@ -275,7 +367,7 @@ def finish(run: Run, seconds: float) -> None:
     if run.rank != 0:
         return
     steps = run.step - run.start_step
-    tr, ev = run.last.get("train"), run.last.get("eval")
+    tr, ev, good = run.last.get("train"), run.last.get("eval"), run.guard.good
     lines = [f"bertpt: finished at step {run.step} of {run.cfg.max_steps} ({steps} steps this run, {seconds:.0f} s)"]
     if tr:
         mfu = f", MFU {tr['mfu']:.1%}" if "mfu" in tr else ""
@@ -293,7 +385,8 @@ def finish(run: Run, seconds: float) -> None:
     lines += [
         f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
         f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
-        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)",
+        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)"
+        + (f", of {good.tag}, the last good checkpoint" if good is not None and good.dir == run.ckpt_dir else ""),
     ]
     print("\n".join(lines), flush=True)
 
@@ -337,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
         if run.step >= cfg.max_steps:
             run.reporter.write(f"bertpt: the checkpoint is already at step {run.step}; raise --max_steps to train on")
         fit(run)
+        if run.diverged:
+            stop_diverged(run)
         if run.preempted:
             run.signals.exiting()
             run.reporter.write(

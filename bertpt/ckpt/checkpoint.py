@@ -105,8 +105,12 @@ def _publish(engine, ckpt_dir: Path, tag: str, world: int, extra_files: dict[str
 
 
 def prune(ckpt_dir: Path, keep_last: int) -> list[str]:
-    """Rank 0: delete all but the `keep_last` newest published tags (0: keep all); returns the deleted tags."""
-    gone = layout.published_tags(ckpt_dir)[keep_last:] if keep_last > 0 else []
+    """Rank 0: delete all but the `keep_last` newest published tags (0: keep all), never the newest one
+    that verifies (layout.newest_verified), whatever the newer ones are; returns the deleted tags."""
+    if keep_last <= 0:
+        return []
+    good = layout.newest_verified(ckpt_dir)
+    gone = [tag for tag in layout.published_tags(ckpt_dir)[keep_last:] if tag != good]
     for tag in gone:
         shutil.rmtree(ckpt_dir / tag, ignore_errors=True)
     return gone

@@ -25,7 +25,27 @@ from bertpt.errors import BertptError, exit_on_error
 
 
 def consolidated_state_dict(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
-    """(fp32 state dict, where it came from)."""
+    """(fp32 state dict, where it came from). Raises BertptError: not a complete DeepSpeed checkpoint,
+    or weights that are not all finite (a run that diverged: see check_finite)."""
+    state_dict, source = _consolidate(ckpt_dir, tag)
+    check_finite(state_dict, ckpt_dir / tag)
+    return state_dict, source
+
+
+def check_finite(state_dict: dict, where: Path) -> None:
+    """Refuse weights with a NaN or inf in them (a run that diverged before the save), in one line
+    naming how many tensors and the first one. Raises BertptError."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        earlier = [t for t in layout.published_tags(where.parent) if t != where.name]
+        raise BertptError(
+            f"checkpoint {where} has non-finite weights (NaN/inf in {len(bad)} of {len(state_dict)} tensors, "
+            f"e.g. {bad[0]}): the run had diverged when it was saved; use an earlier tag"
+            + (f" (--tag; this directory holds {', '.join(earlier)})" if earlier else "")
+        )
+
+
+def _consolidate(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     tag_dir = ckpt_dir / tag

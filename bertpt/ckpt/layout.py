@@ -7,7 +7,8 @@ Layout of <output_dir>/checkpoints/:
                              `client_state`), plus
         rng_rank_{r}.pt      each rank's Python, NumPy, torch CPU and accelerator RNG states
         bertpt_state.json    the run position (`RunPosition`): step, consumed samples, world size,
-                             batch sizes and ZeRO stage of the run that saved it; the only record of them
+                             batch sizes and ZeRO stage of the run that saved it, and the sample ranges
+                             skipped by divergence rollbacks; the only record of them
         bertpt_summary.json  the last train/eval metrics (for the export's model card)
         manifest.json        every file of the tag with its size; written last, before publishing
     step_000500.tmp/         a save in progress (or one that was interrupted: never loaded)
@@ -186,6 +187,12 @@ def newest_good(path: Path, what: str, purpose: str, remedy: str = "") -> Checkp
     )
 
 
+def newest_verified(ckpt_dir: Path) -> str | None:
+    """The newest published tag of `ckpt_dir` whose files match its manifest (None: none), silently:
+    what --keep_last must never delete, whatever state newer tags are in."""
+    return next((tag for tag in published_tags(ckpt_dir) if verify(Path(ckpt_dir) / tag) is None), None)
+
+
 def _warn(text: str) -> None:
     if is_rank0():
         print(f"bertpt: warning: {text}", file=sys.stderr, flush=True)
@@ -209,6 +216,12 @@ class RunPosition:
     grad_accum: int
     global_batch: int
     zero_stage: int
+    # [first, end) sample positions skipped by --on_divergence rollback (divergence.py), oldest first;
+    # consumed_samples is past them. Absent in checkpoints older than rollbacks: none skipped.
+    skipped_samples: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "skipped_samples", tuple(tuple(r) for r in self.skipped_samples))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -9,8 +9,10 @@ After a save rank 0 deletes all but the --keep_last newest checkpoints.
 
 Every rank must decide the same, or they would wait for each other in different collectives. The
 step count and the last step are the same everywhere; the signal and the clock are not (a signal may
-reach one rank, clocks drift). So each step one small all-reduce (MAX) of [signal seen, timer due]
-spreads what any rank saw to all of them: one collective per step, whichever rank got the signal.
+reach one rank, clocks drift), nor is a divergence (a NaN may appear on one rank). So each step one
+small all-reduce (MAX) of [signal seen, timer due, divergence code] spreads what any rank saw to all of
+them: one collective per step, whichever rank got the signal. The divergence code is
+bertpt/divergence.py's (its owner); the policy only carries it, and a step that diverged is never saved.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from bertpt.ckpt.checkpoint import prune
 
 @dataclass(frozen=True)
 class Decision:
-    """What every rank does after a step: `save` a checkpoint; `stop` (preempted: save, then exit)."""
+    """What every rank does after a step: `save` a checkpoint; `stop` (preempted: save, then exit);
+    `diverged`: the most severe divergence code of any rank (divergence.py; 0: none), never saved."""
 
     save: bool
     stop: bool
+    diverged: int = 0
 
 
 class SavePolicy:
@@ -45,19 +49,25 @@ class SavePolicy:
         """This rank's clock says --save_minutes have passed since the last save (False when off)."""
         return bool(self.save_seconds) and self.clock() - self.last_save >= self.save_seconds
 
-    def agree(self, signalled: bool) -> tuple[bool, bool]:
-        """(any rank signalled, any rank's timer due): one all-reduce, the same answer on every rank."""
-        flags = torch.tensor([signalled, self.timer_due()], dtype=torch.int32, device=self.device)
+    def agree(self, signalled: bool, diverged: int | torch.Tensor = 0) -> tuple[bool, bool, int]:
+        """(any rank signalled, any rank's timer due, the highest divergence code of any rank): one
+        all-reduce, the same answer on every rank. `diverged` may be a 0-d tensor on the device (no
+        host sync before the all-reduce)."""
+        flags = torch.tensor([signalled, self.timer_due(), 0], dtype=torch.int32, device=self.device)
+        flags[2] = diverged
         if dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0].item()), bool(flags[1].item())
+        signal, timed, code = flags.tolist()
+        return bool(signal), bool(timed), code
 
-    def after_step(self, step: int, last: bool, signalled: bool) -> Decision:
+    def after_step(self, step: int, last: bool, signalled: bool, diverged: int | torch.Tensor = 0) -> Decision:
         """The one question per optimizer step: save and/or stop after `step` (`last`: this run's last
-        step; `signalled`: this rank saw a preemption signal). Collective: every rank calls it every step."""
-        stop, timed = self.agree(signalled)
+        step; `signalled`: this rank saw a preemption signal; `diverged`: this rank's divergence code,
+        divergence.Guard.step_code). Collective: every rank calls it every step. A step that diverged on
+        any rank is not saved, whatever else is due."""
+        stop, timed, code = self.agree(signalled, diverged)
         every = bool(self.save_steps) and step % self.save_steps == 0
-        return Decision(save=every or last or stop or timed, stop=stop)
+        return Decision(save=not code and (every or last or stop or timed), stop=stop, diverged=code)
 
     def saved(self, ckpt_dir: Path, rank: int) -> list[str]:
         """After a save (every rank): restart the timer; rank 0 prunes to --keep_last. Returns the tags deleted."""

@@ -356,7 +356,12 @@ def _run_chunks(
     )
     done = {chunk_of(p.name) for p in out.glob(CHUNK_GLOB)}
     workers = cfg.workers()
-    bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+    # Input files: bytes read of their total size. Documents from a dataset or a callable: documents read,
+    # as no total is known before the end (a count of chunks would mean nothing to the reader).
+    if total_bytes:
+        bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+    else:
+        bar = tqdm(desc="prepare", unit=" docs", disable=not progress)
     t0, tokens, n_docs = time.time(), 0, 0
 
     def finished(stats: dict) -> None:
@@ -373,7 +378,7 @@ def _run_chunks(
             n_chunks = k + 1
             if k % cfg.num_slices == cfg.slice and k not in done:
                 finished(writer(k, chunk))
-            bar.update(read.bytes_read - bar.n if total_bytes else 1)
+            bar.update(read.bytes_read - bar.n if total_bytes else len(chunk))
     else:
         # spawn, not fork: the parent may hold tokenizer threads, and fork after threads can deadlock.
         with ProcessPoolExecutor(
@@ -388,8 +393,8 @@ def _run_chunks(
                         for f in complete:
                             finished(f.result())
                     pending.add(pool.submit(run_chunk, k, chunk))
+                bar.update(read.bytes_read - bar.n if total_bytes else len(chunk))
                 del chunk
-                bar.update(read.bytes_read - bar.n if total_bytes else 1)
             for f in wait(pending).done:
                 finished(f.result())
     bar.close()

@@ -336,8 +336,14 @@ def model_config_for(cfg: PretrainConfig, meta: Meta):
 def _builtin_data(local_rank: int) -> Path:
     target = builtin_data_dir()
     if local_rank == 0 and not is_complete(target):
-        print(f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}", flush=True)
-        prepare_builtin(target, progress=True)
+        print(
+            f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}, once per machine",
+            flush=True,
+        )
+        start = time.time()
+        # bars on a terminal only: in a log file (SLURM, nohup, CI) tqdm's carriage returns make one endless line
+        prepare_builtin(target, progress=sys.stderr.isatty())
+        print(f"bertpt: the built-in demo corpus is ready ({time.time() - start:.0f} s)", flush=True)
     distributed.barrier()
     return target
 

@@ -369,7 +369,8 @@ def _run_chunks(
         tokens += sum(s["tokens"] for s in stats["splits"].values())
         n_docs += stats["input_documents"]
         dt = max(time.time() - t0, 1e-9)
-        bar.set_postfix_str(f"{n_docs / dt:,.0f} docs/s, {tokens / dt:,.0f} tokens/s", refresh=False)
+        docs_rate = f"{n_docs / dt:,.0f} docs/s, " if total_bytes else ""  # the bar itself counts documents
+        bar.set_postfix_str(f"{docs_rate}{tokens / dt:,.0f} tokens/s", refresh=False)
 
     n_chunks = 0
     if workers == 0:

@@ -44,7 +44,7 @@ class PretrainConfig:
         f"data's tokenizer. Default: {DEFAULT_MODEL} for a fresh run; with --init_from, the source's own "
         "configuration (its config.json).",
     )
-    max_steps: int = _arg(600, "Total optimizer steps. A resumed run continues up to this number.")
+    max_steps: int = _arg(500, "Total optimizer steps. A resumed run continues up to this number.")
     steps_this_run: int = _arg(
         0,
         "Stop after this many steps of this run, with a checkpoint, even if --max_steps is not reached "

@@ -104,6 +104,7 @@ def test_plain_python_is_a_world_of_one(tiny_data, tmp_path):
 )
 def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
     """The presets' optimizer, precision and ZeRO sections as shipped; only the batch is test-sized.
+    The bf16 presets say "auto": bf16 where native, fp32 elsewhere (an AVX2-only CPU), as the banner says.
     fp16 needs a CPU with native fp16 (AVX512-FP16, e.g. Sapphire Rapids); elsewhere DeepSpeed
     refuses it, and bertpt must say so in one line instead of a traceback."""
     from deepspeed.accelerator import get_accelerator

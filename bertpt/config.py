@@ -18,6 +18,9 @@ from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
 
+DEFAULT_MODEL = "bert-mini"
+LOG_LEVELS = ("warning", "info", "debug")
+
 
 @dataclass
 class PretrainConfig:
@@ -34,13 +37,14 @@ class PretrainConfig:
         "Run directory: checkpoints/ (DeepSpeed sharded checkpoints), tb/ (TensorBoard logs) and "
         "hf/ (the final Hugging Face export) are written here.",
     )
-    model: str = _arg(
-        "bert-mini",
+    model: str | None = _arg(
+        None,
         "Model size: a preset (bert-tiny, bert-mini, bert-small, bert-medium, bert-base, bert-large) "
         "or the path of a transformers BertConfig JSON. The vocabulary size always comes from the "
-        "data's tokenizer.",
+        f"data's tokenizer. Default: {DEFAULT_MODEL} for a fresh run; with --init_from, the source's own "
+        "configuration (its config.json).",
     )
-    max_steps: int = _arg(600, "Total optimizer steps. A resumed run continues up to this number.")
+    max_steps: int = _arg(500, "Total optimizer steps. A resumed run continues up to this number.")
     steps_this_run: int = _arg(
         0,
         "Stop after this many steps of this run, with a checkpoint, even if --max_steps is not reached "
@@ -80,6 +84,19 @@ class PretrainConfig:
         300,
         "Seconds a rank waits for rank 0's rendezvous (MASTER_ADDR:MASTER_PORT) to answer before it stops "
         "with an error naming the address, instead of hanging.",
+    )
+    collective_timeout_minutes: float = _arg(
+        30,
+        "Minutes a collective (all-reduce, barrier) may wait for the other ranks before torch.distributed "
+        "stops the run with an error. Long enough for checkpoint saves and conversions that ranks wait for "
+        "at a barrier; raise it on large clusters or for long universal-checkpoint conversions.",
+    )
+    log_level: str = _arg(
+        "warning",
+        "DeepSpeed's own log level (its logger, deepspeed.utils.logging.logger): warning (default) shows only "
+        "what may need action, info and debug bring back its start-up and configuration lines. bertpt's "
+        'own lines always show. A "log_level" in the DeepSpeed JSON takes over once the engine starts.',
+        choices=list(LOG_LEVELS),
     )
     num_workers: int = _arg(
         1, "DataLoader worker processes per rank that collate and mask batches (0: in the training process)."
@@ -168,6 +185,8 @@ class PretrainConfig:
             raise BertptError(f"--loss_spike_factor must be above 1, or 0 for off (got {self.loss_spike_factor})")
         if self.peak_tflops < 0:
             raise BertptError(f"--peak_tflops must be 0 (auto) or positive (got {self.peak_tflops})")
+        if self.collective_timeout_minutes <= 0:
+            raise BertptError(f"--collective_timeout_minutes must be positive (got {self.collective_timeout_minutes})")
         if self.rendezvous_timeout <= 0:
             raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
@@ -220,8 +239,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainConfig, str]:
 # The DeepSpeed JSON
 
 
-def load_ds_config(path: str, max_steps: int) -> dict:
-    """Read a DeepSpeed JSON and fill in its "auto" values; everything else is left untouched."""
+def read_ds_json(path: str) -> dict:
+    """The DeepSpeed JSON at `path` as written ("auto" values unresolved). Raises BertptError: missing file,
+    invalid JSON, not an object."""
     p = Path(path)
     if not p.is_file():
         raise BertptError(f"--deepspeed_config {path}: no such file (presets are in ds_configs/)")
@@ -231,7 +251,17 @@ def load_ds_config(path: str, max_steps: int) -> dict:
         raise BertptError(f"--deepspeed_config {path}: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise BertptError(f"--deepspeed_config {path}: expected a JSON object at the top level")
-    return resolve_auto(cfg, max_steps)
+    return cfg
+
+
+def load_ds_config(path: str, max_steps: int, bf16_native: bool | None = None) -> dict:
+    """Read a DeepSpeed JSON and fill in its "auto" values (`resolve_auto`); everything else is left untouched."""
+    return resolve_auto(read_ds_json(path), max_steps, bf16_native)
+
+
+def bf16_is_auto(cfg: dict) -> bool:
+    """Whether the (unresolved) DeepSpeed JSON says "bf16": {"enabled": "auto"}."""
+    return (cfg.get("bf16") or {}).get("enabled") == "auto"
 
 
 def auto_warmup_steps(max_steps: int) -> int:
@@ -239,15 +269,19 @@ def auto_warmup_steps(max_steps: int) -> int:
     return max(1, min(10_000, max_steps // 10))
 
 
-def resolve_auto(cfg: dict, max_steps: int) -> dict:
-    """Fill the scheduler values that depend on the run length, where the JSON says "auto".
+def resolve_auto(cfg: dict, max_steps: int, bf16_native: bool | None = None) -> dict:
+    """Fill the values that depend on the run or the machine, where the JSON says "auto".
 
-    The same convention as Hugging Face's DeepSpeed integration, limited to values that cannot be
-    known when the JSON is written:
+    The same convention as Hugging Face's DeepSpeed integration (transformers' HfTrainerDeepSpeedConfig,
+    which fills "auto" from the Trainer's arguments), limited to values that cannot be known when the
+    JSON is written:
       scheduler.params.total_num_steps = --max_steps
       scheduler.params.warmup_num_steps = min(10000, max_steps // 10)
       scheduler.params.warmup_max_lr = optimizer.params.lr
-    Any other "auto" is an error, so a value never silently changes meaning.
+      bf16.enabled = whether this accelerator computes bf16 natively (`bf16_native`; None: ask
+        bertpt.engine.native_bf16 of DeepSpeed's accelerator): a GPU with bf16, a CPU with AVX-512-bf16 or
+        AMX. Elsewhere bf16 is emulated (~50x slower than fp32 on an AVX2-only CPU), so "auto" means fp32.
+    Any other "auto" is an error, so a value never silently changes meaning. Returns a new dict.
     """
     cfg = json.loads(json.dumps(cfg))  # deep copy; the caller's dict stays as read
     params = (cfg.get("scheduler") or {}).get("params") or {}
@@ -263,11 +297,19 @@ def resolve_auto(cfg: dict, max_steps: int) -> dict:
                     f'DeepSpeed JSON: scheduler.params.{key} is "auto" but bertpt cannot derive it; write a number'
                 )
             params[key] = fill[key]
+    if bf16_is_auto(cfg):
+        if bf16_native is None:
+            from deepspeed.accelerator import get_accelerator
+
+            from bertpt.engine import native_bf16
+
+            bf16_native = native_bf16(get_accelerator())
+        cfg["bf16"]["enabled"] = bool(bf16_native)
 
     def reject_auto(node: Any, where: str) -> None:
         if node == "auto":
             raise BertptError(
-                f'DeepSpeed JSON: {where} is "auto"; only scheduler.params.total_num_steps, '
+                f'DeepSpeed JSON: {where} is "auto"; only bf16.enabled and scheduler.params.total_num_steps, '
                 'warmup_num_steps and warmup_max_lr may be "auto"'
             )
         if isinstance(node, dict):

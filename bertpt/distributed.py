@@ -38,12 +38,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[int, int, int]:
+def init(rendezvous_seconds: float = 300, timeout_minutes: float = 30) -> tuple[int, int, int]:
     """Initialise torch.distributed through DeepSpeed; returns (rank, world size, local rank).
 
     `rendezvous_seconds` bounds how long a rank waits for rank 0's rendezvous (MASTER_ADDR:MASTER_PORT)
-    to answer; torch alone would wait the whole collective timeout (`timeout_minutes`, which must
-    stay long: checkpoint saves and conversions run while other ranks wait at a barrier)."""
+    to answer; torch alone would wait the whole collective timeout (`timeout_minutes`, --collective_timeout_minutes,
+    which must stay long: checkpoint saves and conversions run while other ranks wait at a barrier).
+    DeepSpeed's CPU shared-memory op, which training never calls, is not built (`skip_shm_comm_build`)."""
     import deepspeed
 
     kind = launcher()
@@ -65,6 +66,7 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
         check_master_addr_is_local(addr)
     else:
         wait_for_rendezvous(addr, port, rendezvous_seconds)
+    skip_shm_comm_build()
     try:
         deepspeed.init_distributed(
             auto_mpi_discovery=True, verbose=False, timeout=datetime.timedelta(minutes=timeout_minutes)
@@ -83,6 +85,33 @@ def init(rendezvous_seconds: float = 300, timeout_minutes: int = 30) -> tuple[in
         if rank == 0:
             print(f"bertpt: {line}", flush=True)
     return rank, world, local_rank
+
+
+SHM_COMM_OP = "deepspeed_shm_comm"
+
+
+def skip_shm_comm_build() -> bool:
+    """Keep DeepSpeed from compiling its CPU shared-memory communication op in init_distributed; returns
+    whether this accelerator would have built it.
+
+    deepspeed 0.19.8's TorchBackend.__init__ (deepspeed/comm/torch.py) calls build_shm_op() on every
+    start, which JIT-compiles `deepspeed_shm_comm` (csrc/cpu/comm/shm.cpp) on the CPU accelerator the
+    first time on a machine: 62 s of silence on a 2-core CPU (measured, docs/performance.md). The op
+    serves only `inference_all_reduce` (DeepSpeed inference's tensor-parallel layers, module_inject);
+    training's all_reduce, reduce_scatter and all_gather go through torch.distributed, so losses and
+    weights do not depend on it, at any world size. build_shm_op skips the op when
+    `deepspeed.ops.__compatible_ops__` marks it incompatible, a dict DeepSpeed caches so that edits to
+    it persist (deepspeed/ops/__init__.py); bertpt marks it so. Without the op, DeepSpeed also creates
+    no shared-memory segments in /dev/shm (those of older runs are still swept)."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    if get_accelerator().create_op_builder("ShareMemCommBuilder") is None:
+        return False
+    compatible = deepspeed.ops.__compatible_ops__
+    would_build = bool(compatible.get(SHM_COMM_OP, False))
+    compatible[SHM_COMM_OP] = False
+    return would_build
 
 
 def hosts_line(local_rank: int) -> str:

@@ -1,6 +1,7 @@
 """The DeepSpeed engine for bertpt's model, built one way for training (pretrain.py) and the benchmark (bertpt.bench).
 
     check_ds_config(ds_config, ds_path)   # before anything expensive: the JSON, judged by DeepSpeed itself
+    native_bf16(get_accelerator())        # what "bf16": {"enabled": "auto"} resolves to (bertpt.config.resolve_auto)
     engine = build_engine(model, ds_config)
     precision_name(engine)                # "bf16", "fp16 (dynamic loss scaling)" or "fp32"
 
@@ -9,9 +10,11 @@ DeepSpeed is imported inside the functions, so importing this module stays cheap
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from bertpt.errors import BertptError, one_line
+from bertpt.errors import BertptError, is_rank0, one_line
 from bertpt.optim import lamb_fallback
 
 
@@ -19,23 +22,29 @@ def check_ds_config(ds_config: dict, ds_path: str) -> None:
     """Let DeepSpeed's own parser and accelerator judge the JSON now, and say what is wrong in one line.
 
     `ds_config` is the loaded JSON (bertpt.config.load_ds_config), `ds_path` its file, named in the messages.
-    Raises BertptError for a precision this accelerator lacks (DeepSpeed's accelerator.is_fp16_supported /
-    is_bf16_supported), for an "activation_checkpointing" section (DeepSpeed's own API, which bertpt's model
-    does not call), and for anything deepspeed.runtime.config.DeepSpeedConfig rejects (e.g. batch sizes that
-    do not multiply out).
+    Raises BertptError for fp16 where this accelerator lacks it (DeepSpeed's accelerator.is_fp16_supported),
+    for an "activation_checkpointing" section (DeepSpeed's own API, which bertpt's model does not call), and
+    for anything deepspeed.runtime.config.DeepSpeedConfig rejects (e.g. batch sizes that do not multiply out).
+    An explicit bf16 on a CPU without native bf16 is allowed (it trains, slowly): rank 0 prints one warning
+    line naming the fast alternative, "enabled": "auto" (which resolves to fp32 there).
     """
     from deepspeed.accelerator import get_accelerator
     from deepspeed.runtime.config import DeepSpeedConfig
 
     acc = get_accelerator()
-    for precision, supported in (("fp16", acc.is_fp16_supported), ("bf16", lambda: native_bf16(acc))):
-        if (ds_config.get(precision) or {}).get("enabled") and not supported():
-            raise BertptError(
-                f"--deepspeed_config {ds_path} enables {precision}, which this accelerator "
-                f"({acc.device_name()}) does not support natively; use a preset with another precision "
-                "(ds_configs/zero2.json is bf16, zero2_fp16.json fp16, zero2_fp32.json fp32) or remove the "
-                "section for fp32"
-            )
+    if (ds_config.get("fp16") or {}).get("enabled") and not acc.is_fp16_supported():
+        raise BertptError(
+            f"--deepspeed_config {ds_path} enables fp16, which this accelerator ({acc.device_name()}) does not "
+            'support natively; use a preset with another precision (ds_configs/zero2.json: bf16 "auto", bf16 '
+            "where it is native and fp32 elsewhere) or remove the section for fp32"
+        )
+    if (ds_config.get("bf16") or {}).get("enabled") is True and not native_bf16(acc) and is_rank0():
+        print(
+            f"bertpt: warning: --deepspeed_config {ds_path} enables bf16, which this {acc.device_name()} emulates "
+            f"({BF16_EMULATED}); expect a step about 50x slower than fp32. For the fast choice write "
+            '"bf16": {"enabled": "auto"} (fp32 here, bf16 where native), as ds_configs/zero2.json does',
+            flush=True,
+        )
     if "activation_checkpointing" in ds_config:
         raise BertptError(
             f'--deepspeed_config {ds_path} has an "activation_checkpointing" section, which configures '
@@ -57,8 +66,11 @@ def check_ds_config(ds_config: dict, ds_path: str) -> None:
         raise BertptError(f"--deepspeed_config {ds_path}: {msg}{hint}") from None
 
 
+BF16_EMULATED = "no AVX-512-bf16 or AMX: oneDNN's reference path"
+
+
 def native_bf16(acc) -> bool:
-    """Whether the DeepSpeed accelerator `acc` computes in bf16 natively.
+    """Whether the DeepSpeed accelerator `acc` computes in bf16 natively: what "bf16": {"enabled": "auto"} means.
 
     DeepSpeed's CPU accelerator answers True for every CPU (deepspeed 0.19.8, cpu_accelerator.py
     `is_bf16_supported`), while for fp16 it asks oneDNN (`torch.ops.mkldnn._is_mkldnn_fp16_supported`).
@@ -71,6 +83,17 @@ def native_bf16(acc) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN: DeepSpeed's answer
         return bool(acc.is_bf16_supported())
+
+
+def bf16_auto_reason(acc, native: bool) -> str:
+    """Why "bf16": {"enabled": "auto"} became what it did on `acc`, for the run's banner, e.g.
+    'bf16 "auto" -> false: this cpu has no native bf16 (no AVX-512-bf16 or AMX: ...), fp32 is ~50x faster'."""
+    device = acc.device_name()
+    if native:
+        return f'bf16 "auto" -> true: {device} computes bf16 natively'
+    if device == "cpu":
+        return f'bf16 "auto" -> false: this cpu has no native bf16 ({BF16_EMULATED}), fp32 is ~50x faster'
+    return f'bf16 "auto" -> false: {device} does not support bf16'
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:
@@ -86,6 +109,25 @@ def param_groups(model: torch.nn.Module) -> list[dict]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def set_deepspeed_log_level(level: str) -> None:
+    """DeepSpeed's logger (deepspeed.utils.logging.logger) and its handlers at `level` ("warning", "info",
+    "debug"), with DeepSpeed's own deepspeed.utils.logging.set_log_level_from_string. A "log_level" in the
+    DeepSpeed JSON takes over when deepspeed.initialize reads it."""
+    from deepspeed.utils.logging import set_log_level_from_string
+
+    set_log_level_from_string(level)
+
+
+class SchedulerStartWarning(logging.Filter):
+    """Drops "Attempting to get learning rate from scheduler before it has started": deepspeed 0.19.8's
+    WarmupLR/WarmupDecayLR constructors (runtime/lr_schedules.py) call their own get_lr() before step 0 to
+    set the initial learning rate, and warn about themselves. bertpt reads the learning rate only after
+    optimizer steps, so the line never says anything about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "before it has started" not in record.getMessage()
+
+
 def build_engine(model: torch.nn.Module, ds_config: dict):
     """deepspeed.initialize on `model` with BERT's parameter groups and the JSON's optimizer.
 
@@ -96,10 +138,16 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     steps its optimizer and scheduler itself).
     """
     import deepspeed
+    from deepspeed.utils.logging import logger
 
-    engine, *_ = deepspeed.initialize(
-        model=model, model_parameters=param_groups(model), config=ds_config, optimizer=lamb_fallback(ds_config)
-    )
+    quiet = SchedulerStartWarning()
+    logger.addFilter(quiet)
+    try:
+        engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=param_groups(model), config=ds_config, optimizer=lamb_fallback(ds_config)
+        )
+    finally:
+        logger.removeFilter(quiet)
     return engine
 
 

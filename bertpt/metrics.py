@@ -10,7 +10,9 @@ device, and MFU that over the device's peak, shown where the peak is known or gi
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,8 +79,18 @@ class Sums:
         }
 
 
+def clock(seconds: float) -> str:
+    """Seconds as H:MM:SS, e.g. clock(3725.4) == "1:02:05"."""
+    return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
+
+
 class Reporter:
-    """Rank 0's console progress bar and TensorBoard writer; a no-op on other ranks."""
+    """Rank 0's console progress and TensorBoard writer; a no-op on other ranks.
+
+    On a terminal the progress is a tqdm bar. When the stream is not a terminal (a log file under SLURM,
+    nohup or CI), a bar would write carriage returns into one ever-growing line, so each train() call
+    (every --log_steps) prints one plain line instead: "step 20/600 (3.3%) | loss ... | lr ... |
+    tok/s ... | elapsed 0:00:41, ETA 0:19:40"."""
 
     def __init__(
         self,
@@ -89,19 +101,25 @@ class Reporter:
         flops: Callable[..., float] | None = None,
         peak_tflops: float | None = None,
         world: int = 1,
+        stream=None,
     ):
         """`flops(tokens, tokens_sq, sequences, predictions)`: model FLOPs of that much work
-        (bertpt.flops.step_flops); `peak_tflops`: one device's peak, for MFU (None: no MFU)."""
+        (bertpt.flops.step_flops); `peak_tflops`: one device's peak, for MFU (None: no MFU); `stream`: where
+        progress goes (default sys.stderr): a bar if it is a terminal (isatty), plain lines otherwise."""
         self.active = rank == 0
         self.flops, self.peak_tflops, self.world = flops, peak_tflops, world
         self.jsonl = output_dir / "metrics.jsonl"
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start_step, self.max_steps, self.started = start_step, max_steps, time.perf_counter()
         self.bar = tqdm(
             total=max_steps,
             initial=start_step,
             desc="pretrain",
             unit="step",
             dynamic_ncols=True,
-            disable=not self.active,
+            file=self.stream,
+            disable=not (self.active and self.tty),
         )
         self.writer = None
         if self.active:
@@ -131,17 +149,32 @@ class Reporter:
             m["loss_scale"] = float(loss_scale)
         self.last_time, self.excluded = now, 0.0
         if self.active:
-            self.bar.set_postfix_str(
+            losses = (
                 f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
-                f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e} {speed}",
-                refresh=False,
+                f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e}"
             )
+            if self.tty:
+                self.bar.set_postfix_str(f"{losses} {speed}", refresh=False)
+            else:
+                self.write(f"{self.position(step)} | {losses} | {speed} | {self.timing(step)}", self.stream)
             self.scalars("train", m, step)
         return m
 
+    def position(self, step: int) -> str:
+        """E.g. "step 20/600 (3.3%)"."""
+        return f"step {step}/{self.max_steps} ({step / max(self.max_steps, 1):.1%})"
+
+    def timing(self, step: int) -> str:
+        """E.g. "elapsed 0:00:41, ETA 0:19:40": since this reporter started, and the rest at this run's mean pace
+        (evaluations and saves included)."""
+        elapsed = time.perf_counter() - self.started
+        done = step - self.start_step
+        eta = clock(elapsed / done * (self.max_steps - step)) if done > 0 else "?"
+        return f"elapsed {clock(elapsed)}, ETA {eta}"
+
     def eval(self, step: int, m: dict[str, float]) -> None:
         if self.active:
-            self.bar.write(
+            self.write(
                 f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%} | "
                 f"nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}"
             )
@@ -182,9 +215,13 @@ class Reporter:
         self.bar.n = step
         self.bar.refresh()
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, file=None) -> None:
+        """One line from rank 0 (default: stdout), above the bar if there is one."""
         if self.active:
-            self.bar.write(text)
+            if self.tty:
+                self.bar.write(text, file=file)
+            else:
+                print(text, file=file or sys.stdout, flush=True)
 
     def close(self) -> None:
         self.bar.close()

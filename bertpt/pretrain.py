@@ -27,14 +27,21 @@ from torch.utils.data import DataLoader
 from bertpt import distributed, divergence
 from bertpt.ckpt import checkpoint, layout, resume
 from bertpt.ckpt.policy import SavePolicy
-from bertpt.ckpt.warmstart import init_from
-from bertpt.config import PretrainConfig, load_ds_config, parse_args
+from bertpt.ckpt.warmstart import init_from, source_model_config
+from bertpt.config import DEFAULT_MODEL, PretrainConfig, bf16_is_auto, parse_args, read_ds_json, resolve_auto
 from bertpt.data.builtin import builtin_data_dir, prepare_builtin
 from bertpt.data.dataset import PretrainingData, StreamSampler, continuation_ids, eval_batches
 from bertpt.data.format import Masking, Meta, is_complete, load_meta
 from bertpt.data.masking import EVAL_STREAM, TRAIN_STREAM, MaskingCollator, describe_changes, resolve_masking
 from bertpt.divergence import EXIT_DIVERGED, Guard
-from bertpt.engine import build_engine, check_ds_config, precision_name
+from bertpt.engine import (
+    bf16_auto_reason,
+    build_engine,
+    check_ds_config,
+    native_bf16,
+    precision_name,
+    set_deepspeed_log_level,
+)
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
@@ -73,8 +80,13 @@ class Run:
 
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
-    rank, world, local_rank = distributed.init(cfg.rendezvous_timeout)
-    ds_config = load_ds_config(ds_path, cfg.max_steps)  # judged first: a bad JSON fails before any data work
+    rank, world, local_rank = distributed.init(cfg.rendezvous_timeout, cfg.collective_timeout_minutes)
+    from deepspeed.accelerator import get_accelerator
+
+    raw_ds_config, acc = read_ds_json(ds_path), get_accelerator()  # judged first: a bad JSON fails before data work
+    bf16_native = native_bf16(acc)
+    ds_config = resolve_auto(raw_ds_config, cfg.max_steps, bf16_native)
+    bf16_note = f" ({bf16_auto_reason(acc, bf16_native)})" if bf16_is_auto(raw_ds_config) else ""
     check_lamb(ds_config)
     check_ds_config(ds_config, ds_path)
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
@@ -82,7 +94,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     masking = resolve_masking(
         meta.masking, meta.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq, cfg.whole_word_mask
     )
-    model_config = bert_config(cfg.model, meta.vocab_size, meta.special_ids.pad)
+    model_name, model_config = model_config_for(cfg, meta)
     if model_config.max_position_embeddings < meta.max_seq_length:
         raise BertptError(
             f"{data_dir} holds sequences of {meta.max_seq_length} tokens but the model has only "
@@ -138,10 +150,10 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         world=world,
     )
     reporter.write(
-        f"bertpt: {cfg.model} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
+        f"bertpt: {model_name} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
         f"({len(train)} training instances of {meta.max_seq_length} tokens), world size {world}, "
         f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
-        f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}"
+        f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}{bf16_note}"
         + (", activation checkpointing" if cfg.activation_checkpointing else "")
         + (
             f", masking changed from the data's: {describe_changes(meta.masking, masking)}"
@@ -413,11 +425,28 @@ def masking_scalars(masking: Masking) -> dict[str, float]:
     return {k: float(v) for k, v in asdict(masking).items()}
 
 
+def model_config_for(cfg: PretrainConfig, meta: Meta):
+    """(the model as the banner names it, its transformers BertConfig): --model if given; else, with
+    --init_from, the source's own configuration (warmstart.source_model_config); else the default preset.
+    The vocabulary is always the data's."""
+    if cfg.model is None and cfg.init_from:
+        config, file = source_model_config(cfg.init_from, meta.vocab_size)
+        return f"the model configuration of --init_from ({file})", config
+    model = cfg.model or DEFAULT_MODEL
+    return model, bert_config(model, meta.vocab_size, meta.special_ids.pad)
+
+
 def _builtin_data(local_rank: int) -> Path:
     target = builtin_data_dir()
     if local_rank == 0 and not is_complete(target):
-        print(f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}", flush=True)
-        prepare_builtin(target, progress=True)
+        print(
+            f"bertpt: preparing the built-in demo corpus (Python's documentation) into {target}, once per machine",
+            flush=True,
+        )
+        start = time.time()
+        # bars on a terminal only: in a log file (SLURM, nohup, CI) tqdm's carriage returns make one endless line
+        prepare_builtin(target, progress=sys.stderr.isatty())
+        print(f"bertpt: the built-in demo corpus is ready ({time.time() - start:.0f} s)", flush=True)
     distributed.barrier()
     return target
 
@@ -425,6 +454,7 @@ def _builtin_data(local_rank: int) -> Path:
 def main(argv: list[str] | None = None) -> None:
     with exit_on_error("bertpt-pretrain"):
         cfg, ds_path = parse_args(argv)
+        set_deepspeed_log_level(cfg.log_level)  # before DeepSpeed's start-up lines
         t0 = time.time()
         run = setup(cfg, ds_path)
         if run.step >= cfg.max_steps:

@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import pytest
 
-from bertpt.config import PretrainConfig, load_ds_config, parse_args, resolve_auto
+from bertpt.config import PretrainConfig, bf16_is_auto, load_ds_config, parse_args, resolve_auto
 from bertpt.errors import BertptError
 
 from .helpers import PRETRAIN, REPO, launch_env
@@ -41,7 +41,32 @@ def test_auto_values_come_from_the_run_length_and_the_optimizer():
     assert params["warmup_max_lr"] == raw["optimizer"]["params"]["lr"]
     assert raw["scheduler"]["params"]["total_num_steps"] == "auto"  # the input is not modified
     assert resolve_auto(raw, max_steps=1_000_000)["scheduler"]["params"]["warmup_num_steps"] == 10_000
-    assert cfg["zero_optimization"] == raw["zero_optimization"] and cfg["bf16"] == raw["bf16"]
+    assert cfg["zero_optimization"] == raw["zero_optimization"]
+    assert raw["bf16"] == {"enabled": "auto"} and isinstance(cfg["bf16"]["enabled"], bool)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_auto_resolves_to_whether_bf16_is_native(native):
+    raw = {"bf16": {"enabled": "auto"}, "train_micro_batch_size_per_gpu": 2}
+    assert bf16_is_auto(raw) and not bf16_is_auto({"bf16": {"enabled": True}}) and not bf16_is_auto({})
+    assert resolve_auto(raw, 10, bf16_native=native) == {
+        "bf16": {"enabled": native},
+        "train_micro_batch_size_per_gpu": 2,
+    }
+    assert raw["bf16"]["enabled"] == "auto"  # the input is not modified
+    for explicit in (True, False):  # an explicit value is the user's: never touched
+        assert resolve_auto({"bf16": {"enabled": explicit}}, 10, bf16_native=native)["bf16"]["enabled"] is explicit
+    with pytest.raises(BertptError, match='fp16.enabled is "auto"'):  # fp16 is never chosen for the user
+        resolve_auto({"fp16": {"enabled": "auto"}}, 10, bf16_native=native)
+
+
+def test_run_behaviour_flags_have_their_defaults_and_parse():
+    cfg, _ = parse_args(["--deepspeed_config", "x.json"])
+    assert (cfg.model, cfg.collective_timeout_minutes, cfg.log_level) == (None, 30, "warning")
+    cfg, _ = parse_args(["--deepspeed_config", "x.json", "--collective_timeout_minutes", "90", "--log_level", "info"])
+    assert (cfg.collective_timeout_minutes, cfg.log_level) == (90, "info")
+    with pytest.raises(BertptError, match="--collective_timeout_minutes must be positive"):
+        parse_args(["--deepspeed_config", "x.json", "--collective_timeout_minutes", "0"])
 
 
 def test_auto_outside_the_scheduler_is_refused(tmp_path):

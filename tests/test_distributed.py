@@ -77,3 +77,30 @@ def test_hosts_line_in_a_world_of_one(monkeypatch):
         assert hosts_line(0) == f"1 ranks on 1 host: {socket.gethostname()} [0]"
     finally:
         dist.destroy_process_group()
+
+
+def test_deepspeed_will_not_build_its_shm_op_which_training_never_calls():
+    """deepspeed.comm's TorchBackend builds `deepspeed_shm_comm` on start (about a minute, once per machine)
+    unless deepspeed.ops.__compatible_ops__ marks it incompatible; it serves only inference_all_reduce."""
+    import importlib
+    import inspect
+
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    from bertpt.distributed import SHM_COMM_OP, skip_shm_comm_build
+
+    if get_accelerator().create_op_builder("ShareMemCommBuilder") is None:
+        assert skip_shm_comm_build() is False
+        return
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # `import deepspeed.comm.torch as` finds torch
+    skip_shm_comm_build()
+    assert deepspeed.ops.__compatible_ops__[SHM_COMM_OP] is False
+    assert ds_torch.build_shm_op() is None  # DeepSpeed's own builder call now returns without compiling
+    # what the claim rests on: in training's collectives the op is never used, only in inference_all_reduce
+    uses = [
+        name
+        for name, fn in inspect.getmembers(ds_torch.TorchBackend, inspect.isfunction)
+        if "inference_all_reduce_" in inspect.getsource(fn) or "shm_comm_op." in inspect.getsource(fn)
+    ]
+    assert uses == ["__init__", "inference_all_reduce"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from bertpt.metrics import Reporter, Sums
+from bertpt.metrics import Reporter, Sums, clock
 from bertpt.model import PretrainingOutput
 
 
@@ -106,3 +107,68 @@ def test_reporter_shows_tflops_and_mfu(tmp_path):
     no_peak = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops)
     assert "mfu" not in no_peak.train(6, sums, lr=1e-4, grad_norm=None, loss_scale=None)
     no_peak.close()
+
+
+SUMS = {
+    "loss": 1.0,
+    "mlm_loss": 0.7,
+    "nsp_loss": 0.3,
+    "mlm_acc": 0.5,
+    "nsp_acc": 0.6,
+    "tokens": 1000.0,
+    "tokens_sq": 90000.0,
+    "sequences": 10.0,
+    "predictions": 150.0,
+}
+
+
+class Stream(io.StringIO):
+    """A text stream that says whether it is a terminal, as sys.stderr does."""
+
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_reporter_prints_plain_lines_when_the_stream_is_not_a_terminal(tmp_path, capsys):
+    log = Stream(tty=False)
+    rep = Reporter(0, tmp_path, start_step=100, max_steps=600, stream=log)
+    rep.started -= 50.0  # 50 s since the run started, for 10 steps of it
+    for _ in range(101, 111):
+        rep.step()
+    rep.train(110, SUMS, lr=2.5e-4, grad_norm=None, loss_scale=None)
+    rep.eval(110, {"loss": 1.1, "mlm_loss": 0.8, "nsp_loss": 0.3, "mlm_acc": 0.4, "nsp_acc": 0.5})
+    rep.close()
+    text = log.getvalue()
+    assert "\r" not in text and "pretrain:" not in text  # no tqdm bar at all
+    lines = text.splitlines()
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.startswith("step 110/600 (18.3%) | loss 1.000 mlm 0.700/50.0% nsp 0.300/60.0% lr 2.50e-04 | ")
+    assert "tok/s" in line and line.endswith("elapsed 0:00:50, ETA 0:40:50")  # 490 steps at 5 s each
+    assert capsys.readouterr().out == "step 110: eval mlm loss 0.8000 acc 40.00% | nsp loss 0.3000 acc 50.00%\n"
+
+
+def test_reporter_shows_a_bar_on_a_terminal(tmp_path):
+    term = Stream(tty=True)
+    rep = Reporter(0, tmp_path, start_step=0, max_steps=20, stream=term)
+    for _ in range(10):
+        rep.step()
+    rep.train(10, SUMS, lr=1e-4, grad_norm=None, loss_scale=None)
+    rep.step()
+    rep.close()
+    text = term.getvalue()
+    assert "\r" in text and "pretrain:" in text and "11/20" in text  # tqdm's carriage-return bar
+    assert "ETA" not in text and "step 10/20" not in text  # no plain lines
+    quiet = Stream(tty=False)
+    other_rank = Reporter(1, tmp_path / "r1", start_step=0, max_steps=20, stream=quiet)
+    other_rank.train(10, SUMS, lr=1e-4, grad_norm=None, loss_scale=None)
+    other_rank.close()
+    assert quiet.getvalue() == ""
+
+
+def test_clock():
+    assert (clock(0), clock(59.6), clock(3725.4), clock(-3)) == ("0:00:00", "0:01:00", "1:02:05", "0:00:00")

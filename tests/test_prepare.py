@@ -393,3 +393,24 @@ def test_hf_dataset_streaming_from_a_local_directory_via_the_cli(tmp_path, docum
         meta = json.loads((out / "meta.json").read_text())
         assert meta["read"]["documents"] == 30
     assert outs["false"] == outs["true"]  # streaming reads the same documents in the same order
+
+
+def test_the_progress_bar_counts_documents_or_bytes_of_a_known_total(
+    tmp_path, documents, corpus_dir, tiny_data, capsys
+):
+    """Documents from a callable (the built-in corpus) have no byte total: the bar counts documents, not
+    "1.00B" (one chunk); input files: bytes of their total size."""
+    common = dict(vocab_size=1000, max_seq_length=64, dupe_factor=1, num_workers=0, sentence_splitter="lines")
+    common["tokenizer"] = str(tiny_data / "tokenizer")
+    docs = documents[:40]
+    prepare(
+        PrepareConfig(output_dir=str(tmp_path / "docs"), chunk_mb=0.02, **common),
+        documents=lambda: ("\n".join(d) for d in docs),
+        progress=True,
+    )
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith(f"prepare: {len(docs)} docs [") and "B/s" not in bar and "1.00B" not in bar
+    prepare(PrepareConfig(output_dir=str(tmp_path / "files"), **common), source=Source(inputs=[str(corpus_dir)]))
+    bar = capsys.readouterr().err.split("\r")[-1]
+    total = sum(p.stat().st_size for p in corpus_dir.iterdir())
+    assert bar.startswith("prepare: 100%") and f"{round(total / 1e3)}k/{round(total / 1e3)}k [" in bar, (bar, total)

@@ -69,6 +69,33 @@ def initial_weights(path: str | Path, model: nn.Module, tokenizer_hash: str | No
     )
 
 
+def source_model_config(path: str | Path, vocab_size: int):
+    """The model configuration of the --init_from source `path`, for a run that does not give --model: a
+    transformers BertConfig from a bertpt checkpoint's model_config.json (of the tag initial_weights would
+    load) or a Hugging Face directory's config.json, with `vocab_size` (the data's) so that a source with
+    another vocabulary is refused by initial_weights' check, in one line naming both sizes. Returns
+    (BertConfig, the file it came from). Raises BertptError where `path` is neither kind of source or its
+    configuration cannot be read."""
+    from transformers import BertConfig
+
+    source = Path(path)
+    with contextlib.redirect_stderr(io.StringIO()):  # initial_weights says it once, when it loads the weights
+        found = layout.newest_good(source, f"--init_from {path}", "initialising from")
+    if found is not None:
+        file = found.dir / layout.MODEL_CONFIG
+    elif layout.checkpoints_dir(source) is not None:
+        raise BertptError(f"--init_from {path}: {layout.checkpoints_dir(source)} holds no published checkpoint")
+    else:
+        file = source / "config.json"
+    try:
+        config = json.loads(file.read_text())
+        return BertConfig.from_dict({**config, "vocab_size": vocab_size}), file
+    except (OSError, ValueError, TypeError) as e:
+        raise BertptError(
+            f"--init_from {path}: cannot read its model configuration {file} ({one_line(e)}); pass --model"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # bertpt checkpoints
 

@@ -63,8 +63,17 @@ def builtin_documents() -> Iterator[list[str]]:
             yield doc
 
 
+# A demo that finishes in about 5 minutes on 2 CPU cores (docs/performance.md): 64-token sequences
+# (BERT's own phase 1 is 128; the step costs half as much) and 3 duplicates, enough instances for the
+# default run without a second epoch.
 BUILTIN = PrepareConfig(
-    output_dir="", vocab_size=8192, dupe_factor=5, val_fraction=0.05, sentence_splitter="lines", num_workers=0
+    output_dir="",
+    vocab_size=8192,
+    max_seq_length=64,
+    dupe_factor=3,
+    val_fraction=0.05,
+    sentence_splitter="lines",
+    num_workers=0,
 )
 
 
@@ -82,7 +91,9 @@ def prepare_builtin(target: Path, progress: bool = True) -> Path:
     tmp = target.with_name(f"{target.name}.tmp-{os.uname().nodename}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     cfg = PrepareConfig(**{**asdict(BUILTIN), "output_dir": str(tmp)})
-    prepare(cfg, documents=lambda: ("\n".join(d) for d in builtin_documents()), progress=progress)
+    # Read once (parsing the standard library's sources takes seconds) for both passes: tokenizer, instances.
+    documents = ["\n".join(d) for d in builtin_documents()]
+    prepare(cfg, documents=lambda: iter(documents), progress=progress)
     try:
         os.rename(tmp, target)
     except OSError:

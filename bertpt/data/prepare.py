@@ -444,7 +444,12 @@ def _run_chunks(
     )
     done = {chunk_of(p.name) for p in out.glob(CHUNK_GLOB)}
     workers = cfg.workers()
-    bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+    # Input files: bytes read of their total size. Documents from a dataset or a callable: documents read,
+    # as no total is known before the end (a count of chunks would mean nothing to the reader).
+    if total_bytes:
+        bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+    else:
+        bar = tqdm(desc="prepare", unit=" docs", disable=not progress)
     t0, tokens, n_docs = time.time(), 0, 0
 
     def finished(stats: dict) -> None:
@@ -452,7 +457,8 @@ def _run_chunks(
         tokens += sum(s["tokens"] for s in stats["splits"].values())
         n_docs += stats["input_documents"]
         dt = max(time.time() - t0, 1e-9)
-        bar.set_postfix_str(f"{n_docs / dt:,.0f} docs/s, {tokens / dt:,.0f} tokens/s", refresh=False)
+        docs_rate = f"{n_docs / dt:,.0f} docs/s, " if total_bytes else ""  # the bar itself counts documents
+        bar.set_postfix_str(f"{docs_rate}{tokens / dt:,.0f} tokens/s", refresh=False)
 
     n_chunks = 0
     if workers == 0:
@@ -461,7 +467,7 @@ def _run_chunks(
             n_chunks = k + 1
             if k % cfg.num_slices == cfg.slice and k not in done:
                 finished(writer(k, chunk))
-            bar.update(read.bytes_read - bar.n if total_bytes else 1)
+            bar.update(read.bytes_read - bar.n if total_bytes else len(chunk))
     else:
         # spawn, not fork: the parent may hold tokenizer threads, and fork after threads can deadlock.
         with ProcessPoolExecutor(
@@ -476,8 +482,8 @@ def _run_chunks(
                         for f in complete:
                             finished(f.result())
                     pending.add(pool.submit(run_chunk, k, chunk))
+                bar.update(read.bytes_read - bar.n if total_bytes else len(chunk))
                 del chunk
-                bar.update(read.bytes_read - bar.n if total_bytes else 1)
             for f in wait(pending).done:
                 finished(f.result())
     bar.close()

@@ -200,3 +200,22 @@ def test_bad_init_from_is_one_line(phase1, tiny_data, tmp_path):
         errors = error_lines(proc)
         assert proc.returncode == 2 and len(errors) == 1 and expected in errors[0], (expected, proc.stderr[-3000:])
         assert not (tmp_path / f"out{k}" / "checkpoints").exists()
+
+
+def test_init_from_without_model_takes_the_sources_configuration(phase1, tiny_data, tmp_path):
+    """No --model: the shape (and the rest: here no dropout) comes from the source, and the banner says so;
+    bert-mini, the fresh-run default, would not fit these weights (hidden 128, not 256)."""
+    source = phase1[0] / "checkpoints"
+    args = train_args(tiny_data, tmp_path / "run", ds_config(tmp_path, "zero2", "fp32"), 2, "--init_from", str(source))
+    at = args.index("--model")
+    del args[at : at + 2]
+    proc = run(python_cmd(*args))
+    log = proc.stdout + proc.stderr
+    assert f"bertpt: the model configuration of --init_from ({source / 'model_config.json'})" in log, log[-3000:]
+    assert f"initialised from {source / 'step_000004'} (all weights" in log
+    theirs = json.loads((source / "model_config.json").read_text())
+    ours = json.loads((tmp_path / "run" / "checkpoints" / "model_config.json").read_text())
+    for key in ("hidden_size", "num_hidden_layers", "intermediate_size", "hidden_dropout_prob", "vocab_size"):
+        assert ours[key] == theirs[key], key
+    assert theirs["hidden_dropout_prob"] == 0.0  # not a preset's 0.1: the source's own configuration
+    assert sorted(read_metrics(tmp_path / "run")) == [1, 2]

@@ -104,21 +104,20 @@ def test_plain_python_is_a_world_of_one(tiny_data, tmp_path):
 )
 def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
     """The presets' optimizer, precision and ZeRO sections as shipped; only the batch is test-sized.
+    The bf16 presets say "auto": bf16 where native, fp32 elsewhere (an AVX2-only CPU), as the banner says.
     fp16 needs a CPU with native fp16 (AVX512-FP16, e.g. Sapphire Rapids); elsewhere DeepSpeed
     refuses it, and bertpt must say so in one line instead of a traceback."""
     from deepspeed.accelerator import get_accelerator
 
     out = tmp_path / "run"
     cmd = deepspeed_cmd(2, *train_args(tiny_data, out, ds_config(tmp_path, preset, micro=micro, accum=accum), 12))
-    preset_precision = "fp16" if preset == "zero2_fp16" else "bf16"
-    native = get_accelerator().is_fp16_supported() if preset_precision == "fp16" else native_bf16(get_accelerator())
-    if not native:
+    if preset == "zero2_fp16" and not get_accelerator().is_fp16_supported():
         proc = run(cmd, check=False)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("bertpt-pretrain: error:")]
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
         assert len(errors) == 1
-        assert f"enables {preset_precision}, which this accelerator (cpu) does not support" in errors[0]
-        pytest.skip(f"this CPU has no native {preset_precision}; checked the one-line refusal instead")
+        assert "enables fp16, which this accelerator (cpu) does not support" in errors[0]
+        pytest.skip("this CPU has no native fp16; checked the one-line refusal instead")
     proc = run(cmd)
     log = proc.stdout + proc.stderr
     metrics = read_metrics(out)
@@ -131,8 +130,10 @@ def test_every_preset_trains_on_cpu(preset, micro, accum, tiny_data, tmp_path):
         assert "fp16 (dynamic loss scaling)" in log
         scales = [m["loss_scale"] for m in metrics.values()]
         assert max(scales) <= 2**16 and min(scales) >= 1
-    elif "bf16" in preset_json:
-        assert ", bf16" in log
+    elif "bf16" in preset_json:  # "auto": bf16 where native, fp32 elsewhere, and the banner says which
+        native = native_bf16(get_accelerator())
+        assert preset_json["bf16"]["enabled"] == "auto"
+        assert (', bf16 (bf16 "auto" -> true' if native else ', fp32 (bf16 "auto" -> false') in log
     if preset == "zero0_lamb":
         assert log.count("FusedLamb cannot load on this accelerator") == 1
     assert (out / "checkpoints" / "step_000012").is_dir()

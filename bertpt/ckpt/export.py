@@ -14,7 +14,10 @@ the ones the engine computed with, are upcast to fp32).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +30,8 @@ from bertpt.errors import BertptError, exit_on_error
 def consolidated_state_dict(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
     """(fp32 state dict, where it came from). Raises BertptError: not a complete DeepSpeed checkpoint,
     or weights that are not all finite (a run that diverged: see check_finite)."""
-    state_dict, source = _consolidate(ckpt_dir, tag)
+    with quiet():
+        state_dict, source = _consolidate(ckpt_dir, tag)
     check_finite(state_dict, ckpt_dir / tag)
     return state_dict, source
 
@@ -43,6 +47,20 @@ def check_finite(state_dict: dict, where: Path) -> None:
             f"e.g. {bad[0]}): the run had diverged when it was saved; use an earlier tag"
             + (f" (--tag; this directory holds {', '.join(earlier)})" if earlier else "")
         )
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hold back what the libraries print while they load or write weights (DeepSpeed's zero_to_fp32
+    prints "Parsing checkpoint ...", "Reconstructed fp32 state dict ..." and tqdm bars; transformers'
+    save_pretrained a "Writing model shards" bar): noise in a run's log. Shown after all if it fails."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            yield
+    except BaseException:
+        sys.stderr.write(buf.getvalue())
+        raise
 
 
 def _consolidate(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
@@ -101,7 +119,8 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None)
         )
     model.tie_weights()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
+    with quiet():
+        model.save_pretrained(str(out_dir))
     save_tokenizer(BertTokenizerFast.from_pretrained(str(ckpt_dir / layout.TOKENIZER_DIR)), out_dir)
     (out_dir / "README.md").write_text(_model_card(config, ckpt_dir, tag, source))
     return out_dir

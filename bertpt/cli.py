@@ -17,7 +17,9 @@ Each command's settings are one dataclass whose field help strings are its `--he
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
+import math
 import sys
 from dataclasses import field
 from pathlib import Path
@@ -33,6 +35,15 @@ def arg(default: Any, help: str, **kw: Any):
     argparse keyword (e.g. `choices`). A list default is copied per instance."""
     value = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     return field(**value, metadata={"help": help, **kw})
+
+
+def refuse_nan(config: Any) -> None:
+    """Raise BertptError naming the first float field of the dataclass `config` that is NaN: argparse's
+    `float` accepts "nan", and every comparison with NaN is False, so range checks alone let it through."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and math.isnan(value):
+            raise BertptError(f"--{f.name} must be a number (got nan)")
 
 
 def prog(command: str) -> str:
@@ -51,17 +62,22 @@ def prog(command: str) -> str:
 
 def parser_options(command: str) -> dict[str, Any]:
     """Keyword arguments for every command's `argparse.ArgumentParser` (or `HfArgumentParser`): the program
-    name (`prog(command)`) and no prefix abbreviations."""
-    return {"prog": prog(command), "allow_abbrev": False}
+    name (`prog(command)`), no prefix abbreviations, and a bad value raised to `parse` (one line) instead of
+    argparse printing the whole usage."""
+    return {"prog": prog(command), "allow_abbrev": False, "exit_on_error": False}
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tuple:
     """Parse `argv` (default: sys.argv[1:]) strictly. Returns `parse_args_into_dataclasses`' tuple for an
     `HfArgumentParser` (the dataclasses, then a Namespace of any other flags), else `(Namespace,)`.
     Raises BertptError for any argument the parser does not know (see `unknown_arguments`), before a
-    dataclass is built; argparse's own errors (a bad value, a missing value) exit 2 as argparse does."""
+    dataclass is built, and for a bad value (an invalid choice, a number that is not one); a missing
+    required argument still exits 2 with argparse's usage."""
     args = sys.argv[1:] if argv is None else list(argv)
-    _, rest = parser.parse_known_args(args)
+    try:
+        _, rest = parser.parse_known_args(args)
+    except argparse.ArgumentError as e:  # a bad value (exit_on_error=False): one line, not the whole usage
+        raise BertptError(f"{e}; see {parser.prog} --help") from None
     if rest:
         raise BertptError(unknown_arguments(parser, rest))
     if hasattr(parser, "parse_args_into_dataclasses"):

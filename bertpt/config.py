@@ -10,6 +10,7 @@ Two sources that never overlap:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ class PretrainConfig:
     )
 
     def validate(self) -> None:
+        cli.refuse_nan(self)
         for name in ("max_steps", "log_steps"):
             if getattr(self, name) < 1:
                 raise BertptError(f"--{name} must be at least 1 (got {getattr(self, name)})")
@@ -185,8 +187,10 @@ class PretrainConfig:
             raise BertptError(f"--loss_spike_factor must be above 1, or 0 for off (got {self.loss_spike_factor})")
         if self.peak_tflops < 0:
             raise BertptError(f"--peak_tflops must be 0 (auto) or positive (got {self.peak_tflops})")
-        if self.collective_timeout_minutes <= 0:
-            raise BertptError(f"--collective_timeout_minutes must be positive (got {self.collective_timeout_minutes})")
+        if not 0 < self.collective_timeout_minutes < math.inf:  # a timedelta: inf does not fit
+            raise BertptError(
+                f"--collective_timeout_minutes must be positive and finite (got {self.collective_timeout_minutes})"
+            )
         if self.rendezvous_timeout <= 0:
             raise BertptError(f"--rendezvous_timeout must be positive (got {self.rendezvous_timeout})")
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():

@@ -243,7 +243,13 @@ class Guard:
             where = "no checkpoint was saved before it, nothing exported"
         else:
             where = f"last good checkpoint {self.good.path}" + (f" (exported to {exported})" if exported else "")
+        if step == 1:  # before any update: the initial weights or the data, not the learning rate
+            advice = "check the model's configuration (initializer_range) and the data"
+        elif self.on_divergence == "rollback":
+            advice = "lower the learning rate, or raise --max_rollbacks"
+        else:
+            advice = "lower the learning rate, or see --on_divergence rollback"
         return (
             f"bertpt: diverged at step {step}: {why}; nothing of it was saved; {where}; exiting with status "
-            f"{EXIT_DIVERGED} (lower the learning rate, or see --on_divergence rollback)"
+            f"{EXIT_DIVERGED} ({advice})"
         )

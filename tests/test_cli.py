@@ -110,3 +110,26 @@ def test_unknown_arguments_on_a_plain_parser():
     assert ns.num_workers == 3
     with pytest.raises(BertptError, match="unknown flag --num_w "):
         parse(parser, ["--num_w", "3"])  # a prefix is not taken as --num_workers
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        # an invalid choice and an invalid number: argparse's own message, as one line instead of its usage block
+        (["--deepspeed_config", DS, "--on_divergence", "rolback"], "invalid choice: 'rolback'"),
+        (["--deepspeed_config", DS, "--collective_timeout_minutes", "abc"], "invalid float value: 'abc'"),
+        # values argparse accepts but no run can use: NaN passes every range check, inf overflows a timedelta
+        (["--deepspeed_config", DS, "--loss_spike_factor", "nan"], "--loss_spike_factor must be a number (got nan)"),
+        (["--deepspeed_config", DS, "--collective_timeout_minutes", "inf"], "must be positive and finite (got inf)"),
+    ],
+)
+def test_a_bad_value_is_one_line(argv, expected):
+    with pytest.raises(BertptError) as e:
+        parse_args(argv)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_bad_value_from_the_console_is_one_line_exit_2():
+    proc = call(["bertpt-prepare", "corpus.txt", "--output_dir", "data", "--chunk_mb", "nan"])
+    one_error_line(proc, "--chunk_mb must be a number (got nan)", prog="bertpt-prepare")
+    assert "usage:" not in proc.stderr

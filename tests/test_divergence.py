@@ -201,3 +201,22 @@ def test_divergence_flags_are_validated():
         with pytest.raises(BertptError, match=what):
             PretrainConfig(**flags).validate()
     PretrainConfig(on_divergence="rollback", max_rollbacks=0, loss_spike_factor=0).validate()
+
+
+def test_the_stop_line_gives_advice_that_fits_the_case(tmp_path):
+    from bertpt.divergence import NONFINITE_LOSS
+
+    good = layout.Checkpoint(tmp_path, "step_000002")
+    stop = Guard("cpu", rank=0, good=good).stop_line(NONFINITE_LOSS, 4, "run/hf")
+    assert stop.startswith("bertpt: diverged at step 4: the training loss is not finite")
+    assert f"last good checkpoint {good.path} (exported to run/hf)" in stop
+    assert stop.endswith("(lower the learning rate, or see --on_divergence rollback)")
+    # already rolling back: not "see --on_divergence rollback" again
+    rolling = Guard("cpu", rank=0, on_divergence="rollback", max_rollbacks=2, good=good).stop_line(
+        NONFINITE_LOSS, 4, None
+    )
+    assert rolling.endswith("(lower the learning rate, or raise --max_rollbacks)")
+    # step 1 ran on the initial weights: no learning rate has acted yet
+    first = Guard("cpu", rank=0).stop_line(NONFINITE_LOSS, 1, None)
+    assert "no checkpoint was saved before it, nothing exported" in first
+    assert first.endswith("(check the model's configuration (initializer_range) and the data)")

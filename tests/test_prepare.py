@@ -408,9 +408,13 @@ def test_the_progress_bar_counts_documents_or_bytes_of_a_known_total(
         documents=lambda: ("\n".join(d) for d in docs),
         progress=True,
     )
-    bar = capsys.readouterr().err.split("\r")[-1]
+    err = capsys.readouterr().err
+    assert "\r" not in err  # stderr is not a terminal here: plain lines (bertpt.progress), no redraws
+    bar = [line for line in err.splitlines() if line.startswith("prepare: ")][-1]
     assert bar.startswith(f"prepare: {len(docs)} docs [") and "B/s" not in bar and "1.00B" not in bar
     prepare(PrepareConfig(output_dir=str(tmp_path / "files"), **common), source=Source(inputs=[str(corpus_dir)]))
-    bar = capsys.readouterr().err.split("\r")[-1]
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    bar = [line for line in err.splitlines() if line.startswith("prepare: ")][-1]
     total = sum(p.stat().st_size for p in corpus_dir.iterdir())
     assert bar.startswith("prepare: 100%") and f"{round(total / 1e3)}k/{round(total / 1e3)}k [" in bar, (bar, total)

@@ -22,6 +22,7 @@ from bertpt.data.prepare import PrepareConfig, prepare
 from bertpt.data.tokenizer import (
     count_characters,
     open_tokenizer,
+    resolve_casing,
     save_tokenizer,
     train_tokenizer,
     vocabulary_size_warning,
@@ -195,6 +196,20 @@ def test_explicit_lowercasing_of_a_cased_vocab_is_refused_in_one_line(tmp_path, 
     assert 40 <= never <= 70 and 180 <= len(entries) <= 220
     assert f"never produce {never} of its {len(entries)} entries (e.g. 'MacGregor', 'McDonald'," in line
     assert not out.exists()
+
+
+def test_a_refusal_names_the_settings_that_fit_nearest_to_the_flags(vocab_files):
+    """--cased fits a cased vocabulary; --strip_accents true does not: the line says to keep --cased and
+    not strip accents, rather than to drop both flags."""
+    vocab = dict(
+        (t, i) for i, t in enumerate((vocab_files / "cased" / "vocab.txt").read_text(encoding="utf-8").split())
+    )
+    with pytest.raises(BertptError) as e:
+        resolve_casing(vocab, "cased/vocab.txt", cased=True, strip_accents=True)
+    msg = str(e.value)
+    assert msg.startswith("--cased --strip_accents true contradicts --tokenizer cased/vocab.txt: accent stripping")
+    assert "never produces" in msg and msg.endswith("pass --cased true --strip_accents false instead")
+    assert resolve_casing(vocab, "cased/vocab.txt", cased=True, strip_accents=False).cased  # and that fits
 
 
 def test_uncased_vocab_with_cased_is_refused(vocab_files):

@@ -44,8 +44,12 @@ def check_finite(state_dict: dict, where: Path) -> None:
         earlier = [t for t in layout.published_tags(where.parent) if t != where.name]
         raise BertptError(
             f"checkpoint {where} has non-finite weights (NaN/inf in {len(bad)} of {len(state_dict)} tensors, "
-            f"e.g. {bad[0]}): the run had diverged when it was saved; use an earlier tag"
-            + (f" (--tag; this directory holds {', '.join(earlier)})" if earlier else "")
+            f"e.g. {bad[0]}): the run had diverged when it was saved; "
+            + (
+                f"use an earlier tag (--tag; this directory holds {', '.join(earlier)})"
+                if earlier
+                else "this directory holds no other checkpoint"
+            )
         )
 
 

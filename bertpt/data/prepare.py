@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.data.corpus import (
@@ -70,6 +68,7 @@ from bertpt.data.tokenizer import (
 )
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.files import write_atomic
+from bertpt.progress import bar as progress_bar
 
 PROG = "bertpt-prepare"
 
@@ -202,6 +201,7 @@ class PrepareConfig:
         return ChunkSettings.from_settings(self.data_settings())
 
     def validate(self) -> None:
+        cli.refuse_nan(self)
         if not self.output_dir:
             raise BertptError("--output_dir is required")
         if not 8 <= self.max_seq_length <= 512:
@@ -369,9 +369,9 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
         tok = given
     else:
         # Two passes: the characters' counts decide the alphabet (--min_frequency), then the trainer.
-        texts = tqdm(docs(), desc="tokenizer (characters)", unit=" docs", disable=not progress)
+        texts = progress_bar(docs(), desc="tokenizer (characters)", unit=" docs", enabled=progress)
         counts = count_characters(texts, casing.cased, casing.strip_accents)
-        texts = tqdm(docs(), desc="tokenizer", unit=" docs", disable=not progress)
+        texts = progress_bar(docs(), desc="tokenizer", unit=" docs", enabled=progress)
         tok = train_tokenizer(
             texts, cfg.vocab_size, casing.cased, cfg.min_frequency, casing.strip_accents, char_counts=counts
         )
@@ -447,9 +447,9 @@ def _run_chunks(
     # Input files: bytes read of their total size. Documents from a dataset or a callable: documents read,
     # as no total is known before the end (a count of chunks would mean nothing to the reader).
     if total_bytes:
-        bar = tqdm(total=total_bytes, desc="prepare", unit="B", unit_scale=True, disable=not progress)
+        bar = progress_bar(total=total_bytes, desc="prepare", unit="B", unit_scale=True, enabled=progress)
     else:
-        bar = tqdm(desc="prepare", unit=" docs", disable=not progress)
+        bar = progress_bar(desc="prepare", unit=" docs", enabled=progress)
     t0, tokens, n_docs = time.time(), 0, 0
 
     def finished(stats: dict) -> None:

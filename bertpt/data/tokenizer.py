@@ -227,7 +227,8 @@ def casing_conflict(vocab: Mapping[str, int], casing: Casing) -> str | None:
             what = " and ".join(
                 x for x, on in (("lowercasing", not casing.cased), ("accent stripping", casing.strips)) if on
             )
-            return f"{what} never produce {len(never):,} of its {len(entries):,} entries (e.g. {_examples(never)})"
+            verb = "produce" if " and " in what else "produces"
+            return f"{what} never {verb} {len(never):,} of its {len(entries):,} entries (e.g. {_examples(never)})"
     if casing.cased:
         lower = [e for e in entries if _text(e) != _text(e).upper()]
         upper = [e for e in entries if _text(e) != _text(e).lower()]
@@ -261,6 +262,9 @@ def _declared_casing(d: Path) -> tuple[bool | None, bool | None, str]:
     if "do_lower_case" in cfg:
         cased = not cfg["do_lower_case"]
         where.append(f"tokenizer_config.json do_lower_case {str(cfg['do_lower_case']).lower()}")
+        said = normalizer.get("lowercase")
+        if said is not None and said != cfg["do_lower_case"]:  # the two files disagree; transformers obeys the config
+            where.append(f"which its tokenizer.json normalizer contradicts (lowercase {str(said).lower()})")
     elif "lowercase" in normalizer:
         cased = not normalizer["lowercase"]
         where.append(f"tokenizer.json normalizer lowercase {str(normalizer['lowercase']).lower()}")
@@ -327,9 +331,12 @@ def resolve_casing(
         warning = f"{flags} overrides --tokenizer {where}'s {d_where}, which its vocabulary contradicts ({own})"
         return Casing(want.cased, want.strip_accents, source="the flags", warning=warning)
     if conflict:
+        # the fitting settings nearest to what was asked: keep the given case setting if any fits with it
+        near = [Casing(c, a) for c in (want.cased, not want.cased) for a in (want.strips, not want.strips)]
+        fit = next((c for c in near if casing_conflict(vocab, c) is None), None)
         raise BertptError(
-            f"{flags} contradicts --tokenizer {where}: {conflict}; drop {flags} (the settings then follow "
-            "the tokenizer)"
+            f"{flags} contradicts --tokenizer {where}: {conflict}; "
+            + (f"pass {fit.flags()} instead" if fit else "this vocabulary fits no casing setting")
         )
     return Casing(want.cased, want.strip_accents, source="the flags")
 

@@ -130,8 +130,8 @@ def test_init_from_the_export_trains_like_init_from_the_checkpoint(phase1, tiny_
         )
         log = proc.stdout + proc.stderr
         assert log.count("bertpt: initialised from") == 1, log[-3000:]  # rank 0 only
-        # transformers' load report and zero_to_fp32's progress stay quiet (the final export prints once)
-        assert "LOAD REPORT" not in log and log.count("Reconstructed fp32 state dict") == 1, log[-3000:]
+        # transformers' load report and zero_to_fp32's prints stay quiet, in --init_from and in the final export
+        assert "LOAD REPORT" not in log and "Reconstructed fp32 state dict" not in log, log[-3000:]
         assert "resumed" not in log
         assert sorted(read_metrics(runs[name])) == [1, 2, 3]  # a fresh step count and schedule
     got_hf, got_ckpt = losses(runs["hf"]), losses(runs["ckpt"])

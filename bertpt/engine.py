@@ -11,6 +11,8 @@ DeepSpeed is imported inside the functions, so importing this module stays cheap
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import torch
 
@@ -140,6 +142,9 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     import deepspeed
     from deepspeed.utils.logging import logger
 
+    note = jit_build_note(ds_config)
+    if note and is_rank0():
+        print(f"bertpt: {note}", flush=True)
     quiet = SchedulerStartWarning()
     logger.addFilter(quiet)
     try:
@@ -149,6 +154,27 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     finally:
         logger.removeFilter(quiet)
     return engine
+
+
+def jit_build_note(ds_config: dict, build_root: str | None = None) -> str | None:
+    """What to say before deepspeed.initialize compiles an op, else None. With the optimizer offloaded to
+    the CPU (zero_optimization.offload_optimizer.device "cpu" or "nvme") DeepSpeed uses DeepSpeedCPUAdam,
+    whose C++ op (cpu_adam) is JIT-compiled into torch's extensions directory (`build_root`, default
+    TORCH_EXTENSIONS_DIR or torch.utils.cpp_extension.get_default_build_root()) on its first use on a
+    machine: about a minute of silence on a 2-core CPU."""
+    offload = ((ds_config.get("zero_optimization") or {}).get("offload_optimizer") or {}).get("device")
+    if offload not in ("cpu", "nvme"):
+        return None
+    if build_root is None:
+        from torch.utils.cpp_extension import get_default_build_root
+
+        build_root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    if any(Path(build_root).glob("*/cpu_adam/cpu_adam*.so")) or any(Path(build_root).glob("cpu_adam/cpu_adam*.so")):
+        return None
+    return (
+        f"DeepSpeed is compiling its CPU Adam op for the offloaded optimizer into {build_root} "
+        "(once per machine, about a minute on 2 cores)"
+    )
 
 
 def precision_name(engine) -> str:

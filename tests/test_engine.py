@@ -140,3 +140,16 @@ def test_no_weight_decay_on_biases_and_layernorm():
     assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"])
     assert not any(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+
+
+def test_the_cpu_adam_build_is_announced_only_when_it_will_happen(tmp_path):
+    from bertpt.engine import jit_build_note
+
+    offload = {"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}}
+    assert jit_build_note({"zero_optimization": {"stage": 2}}, str(tmp_path)) is None  # no offload: no op
+    note = jit_build_note(offload, str(tmp_path))
+    assert note.startswith("DeepSpeed is compiling its CPU Adam op") and str(tmp_path) in note
+    built = tmp_path / "py311_cpu" / "cpu_adam"
+    built.mkdir(parents=True)
+    (built / "cpu_adam.so").write_bytes(b"")  # what a finished build leaves
+    assert jit_build_note(offload, str(tmp_path)) is None

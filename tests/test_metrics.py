@@ -34,6 +34,19 @@ def output(loss, mlm, nsp, mlm_correct, mlm_count, nsp_correct):
     )
 
 
+SUMS = {
+    "loss": 1.0,
+    "mlm_loss": 0.7,
+    "nsp_loss": 0.3,
+    "mlm_acc": 0.5,
+    "nsp_acc": 0.6,
+    "tokens": 1000.0,
+    "tokens_sq": 90000.0,
+    "sequences": 10.0,
+    "predictions": 150.0,
+}
+
+
 def test_sums_average_over_micro_steps(world_of_one):
     sums = Sums("cpu")
     batch = {"input_ids": torch.zeros(4, 8), "attention_mask": torch.ones(4, 8)}
@@ -83,17 +96,7 @@ def test_reporter_shows_tflops_and_mfu(tmp_path):
 
     rep = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops, peak_tflops=100.0, world=2)
     rep.last_time -= 2.0  # 2 s of training since the reporter started
-    sums = {
-        "loss": 1.0,
-        "mlm_loss": 0.7,
-        "nsp_loss": 0.3,
-        "mlm_acc": 0.5,
-        "nsp_acc": 0.6,
-        "tokens": 1000.0,
-        "tokens_sq": 90000.0,
-        "sequences": 10.0,
-        "predictions": 150.0,
-    }
+    sums = SUMS
     m = rep.train(5, sums, lr=1e-4, grad_norm=None, loss_scale=None)
     rep.close()
     assert calls == [(1000.0, 90000.0, 10.0, 150.0)]
@@ -107,19 +110,6 @@ def test_reporter_shows_tflops_and_mfu(tmp_path):
     no_peak = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops)
     assert "mfu" not in no_peak.train(6, sums, lr=1e-4, grad_norm=None, loss_scale=None)
     no_peak.close()
-
-
-SUMS = {
-    "loss": 1.0,
-    "mlm_loss": 0.7,
-    "nsp_loss": 0.3,
-    "mlm_acc": 0.5,
-    "nsp_acc": 0.6,
-    "tokens": 1000.0,
-    "tokens_sq": 90000.0,
-    "sequences": 10.0,
-    "predictions": 150.0,
-}
 
 
 class Stream(io.StringIO):

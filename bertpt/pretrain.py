@@ -77,6 +77,8 @@ class Run:
     batches_from: Callable[[int], Iterator[dict]] | None = None  # train batches from a data position
     model_config: dict = field(default_factory=dict)
     diverged: int = 0  # the divergence code that stopped the run (divergence.py; 0: none)
+    seconds_before: float = 0.0  # training seconds of the runs this one resumed (RunPosition.train_seconds)
+    fit_started: float = 0.0  # time.time() when this process's training loop began
 
 
 def setup(cfg: PretrainConfig, ds_path: str) -> Run:
@@ -116,10 +118,11 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     seed_everything(cfg.seed + rank)  # but independent dropout per rank
 
     step = consumed = 0
-    saved_masking, skipped = None, ()
+    saved_masking, skipped, seconds_before = None, (), 0.0
     if found is not None:
         position, state = resume.load(engine, plan)
         step, consumed, skipped = position.step, position.consumed_samples, position.skipped_samples
+        seconds_before = position.train_seconds or 0.0
         if "masking" in state:  # recorded since masking became a training-time choice
             saved_masking = Masking.from_dict(state["masking"])
     if rank == 0:
@@ -206,6 +209,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         ),
         batches_from=batches_from,
         model_config=model_config.to_dict(),
+        seconds_before=seconds_before,
     )
 
 
@@ -231,6 +235,7 @@ def train_batches(
 def fit(run: Run) -> None:
     engine, cfg, rep = run.engine, run.cfg, run.reporter
     sums = Sums(engine.device)
+    run.fit_started = time.time()
     end = min(cfg.max_steps, run.step + cfg.steps_this_run) if cfg.steps_this_run else cfg.max_steps
     while run.step < end:  # a rollback moves run.step back
         step = run.step + 1
@@ -336,6 +341,8 @@ def save(run: Run) -> None:
         global_batch=engine.train_batch_size(),
         zero_stage=engine.zero_optimization_stage(),
         skipped_samples=run.guard.skipped,
+        tokens_seen=run.consumed * run.meta.max_seq_length,
+        train_seconds=round(run.seconds_before + time.time() - run.fit_started, 3),
     )
     summary = {
         "step": run.step,

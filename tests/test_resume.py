@@ -144,6 +144,10 @@ def test_release_0_1_checkpoint_resumes_and_exports(tmp_path):
     assert [got[s]["loss"] for s in (3, 4)] == pytest.approx([reference[s]["loss"] for s in (3, 4)], rel=1e-6, abs=0)
     state = json.loads((out / "checkpoints" / "step_000004" / "bertpt_state.json").read_text())
     assert (state["step"], state["consumed_samples"]) == (4, 16)
+    # the score curves' axes, recorded from now on (release 0.1's step_000002 has neither: counted from 0)
+    seq_len = json.loads((out / "data" / "meta.json").read_text())["max_seq_length"]
+    assert state["tokens_seen"] == 16 * seq_len
+    assert 0 < state["train_seconds"] < 600
 
     hf_dir = out / "hf_export"
     run([sys.executable, "-m", "bertpt.export", str(out / "checkpoints"), str(hf_dir)])

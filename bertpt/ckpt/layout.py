@@ -219,6 +219,13 @@ class RunPosition:
     # [first, end) sample positions skipped by --on_divergence rollback (divergence.py), oldest first;
     # consumed_samples is past them. Absent in checkpoints older than rollbacks: none skipped.
     skipped_samples: tuple[tuple[int, int], ...] = ()
+    # Sequence positions trained on: consumed_samples x the data's max_seq_length, padding included, the way
+    # the BERT paper counts (Devlin et al. 2019, A.2: "256 sequences * 512 tokens = 128,000 tokens/batch").
+    # Absent (None) in checkpoints older than score curves.
+    tokens_seen: int | None = None
+    # Wall-clock seconds of training up to this save, summed over the run's resumes (the training loop's
+    # time: evaluations and saves included, start-up and waiting in a queue not). None in older checkpoints.
+    train_seconds: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "skipped_samples", tuple(tuple(r) for r in self.skipped_samples))

@@ -26,7 +26,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z])")
 _NOT_PROSE = re.compile(r"^\s|>>>|^\.\. |^[=\-~*+|]{3,}|::\s*$", re.MULTILINE)
 
 
-def _prose_sentences(text: str) -> list[str]:
+def prose_sentences(text: str) -> list[str]:
+    """The sentences of the prose paragraphs of reST/docstring `text` (blank-line separated), in order;
+    code, tables, directives, doctest sessions and paragraphs under 4 words left out."""
     sentences: list[str] = []
     for para in re.split(r"\n\s*\n", text):
         if not para.strip() or _NOT_PROSE.search(para):
@@ -43,7 +45,7 @@ def builtin_documents() -> Iterator[list[str]]:
     from pydoc_data.topics import topics
 
     for name in sorted(topics):
-        doc = _prose_sentences(topics[name])
+        doc = prose_sentences(topics[name])
         if len(doc) >= 2:
             yield doc
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -58,7 +60,7 @@ def builtin_documents() -> Iterator[list[str]]:
         doc = []
         for node in ast.walk(tree):
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc.extend(_prose_sentences(ast.get_docstring(node) or ""))
+                doc.extend(prose_sentences(ast.get_docstring(node) or ""))
         if len(doc) >= 2:
             yield doc
 

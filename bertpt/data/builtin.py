@@ -21,7 +21,7 @@ from bertpt.data.format import FORMAT_VERSION, is_complete
 from bertpt.data.prepare import PrepareConfig, prepare
 
 # A sentence ends at . ! or ? followed by whitespace and a capital letter (or an opening quote).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z])")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z])")
 # Paragraphs that are code, tables, reST markup or doctest sessions, not prose.
 _NOT_PROSE = re.compile(r"^\s|>>>|^\.\. |^[=\-~*+|]{3,}|::\s*$", re.MULTILINE)
 
@@ -36,7 +36,7 @@ def prose_sentences(text: str) -> list[str]:
         flat = " ".join(para.split())
         if len(flat.split()) < 4:  # headings, labels, one-word lines
             continue
-        sentences.extend(s for s in _SENTENCE_END.split(flat) if s)
+        sentences.extend(s for s in SENTENCE_END.split(flat) if s)
     return sentences
 
 

@@ -158,6 +158,7 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
             report_to="none",  # TensorBoard through our own callback: transformers 5 has no logging_dir
             disable_tqdm=True,  # our bar instead (progress.bar: plain lines in a log file)
             dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),  # pinning is for copies to a GPU
         )
         progress_bar = _ProgressCallback(f"{task.name} seed {seed} lr {recipe.learning_rate:g}")
         callbacks = [progress_bar] + ([TensorBoardCallback(writer)] if writer else [])

@@ -176,6 +176,8 @@ def test_figure_lines_per_panel(tmp_path):
     # step_000002 (release 0.1) recorded no tokens or time: those panels start at step_000004
     assert list(tokens.lines[1].get_xdata()) == [1024, 1536, 2560]
     assert list(seconds.lines[2].get_xdata()) == [5.25, 7.0, 12.5] and seconds.get_xlabel() == "training time (s)"
+    assert step.get_title() == "fine-tuning score vs pretraining step"
+    assert tokens.get_title() == "fine-tuning score vs tokens seen\n(1 older checkpoint without it left out)"
     assert len(step.collections) == 2  # one min-max band per task, none for the average
     assert list(held_out.lines[0].get_xdata()) == [2, 4, 6, 10] and held_out.lines[0].get_ydata()[2] == 0.11
 

@@ -225,7 +225,11 @@ def curves_figure(rows: list[tuple[Point, dict]], eval_rows: list[dict] | None =
             _no_data(ax, f"no {missing} recorded in these checkpoints\n(saved before bertpt recorded it)")
         else:
             _no_data(ax, "no fine-tuning results")
-        ax.set_title(f"fine-tuning score vs {label.split(' (')[0]}")
+        title = f"fine-tuning score vs {label.split(' (')[0]}"
+        lacking = {r[col["tag"]] for r in table if r[col[key]] is None}
+        if plotted and lacking:  # some older checkpoints did not record it: say that they are left out
+            title += f"\n({len(lacking)} older checkpoint{'s' if len(lacking) > 1 else ''} without it left out)"
+        ax.set_title(title)
     if table:
         ax_step.legend(fontsize="small")
     ax_eval.set_title("held-out pretraining accuracy (metrics.jsonl)")

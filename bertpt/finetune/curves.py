@@ -348,7 +348,7 @@ def replot(out_dir: str | Path, metrics_jsonl: str | Path | None = None) -> tupl
     Returns (csv path, png path). Raises BertptError (see `read_rows`, `write_curves`)."""
     rows = read_rows(out_dir)
     if metrics_jsonl is None:
-        runs = [r.get("checkpoint", {}).get("run") for _, r in rows]
+        runs = [(r.get("checkpoint") or {}).get("run") for _, r in rows]
         candidate = Path(runs[-1]) / METRICS_JSONL if runs[-1] else None
         metrics_jsonl = candidate if candidate is not None and candidate.is_file() else None
     return write_curves(rows, Path(out_dir), Path(metrics_jsonl) if metrics_jsonl is not None else None)

@@ -269,7 +269,7 @@ def _tsv_lines(path: Path) -> list[list[str]]:
     return [line.removesuffix("\r").split("\t") for line in lines]
 
 
-def _read_glue_file(task: Task, files: _GlueFiles, path: Path, split: str, layout: _Layout) -> Split:
+def _read_glue_file(files: _GlueFiles, path: Path, split: str, layout: _Layout) -> Split:
     rows = _tsv_lines(path)
     first_line = 1
     columns = layout.columns
@@ -336,14 +336,12 @@ def load_glue_dir(name: str, glue_dir: str | Path, with_test: bool = True) -> Ta
             f"{task_dir}: no such directory; --glue_dir must hold GLUE's download layout "
             f"({files.directory}/train.tsv, ...)"
         )
-    train = _read_glue_file(task, files, task_dir / "train.tsv", "train", files.labelled)
-    evaluation = [_read_glue_file(task, files, task_dir / f, s, files.labelled) for s, f in files.evaluation]
+    train = _read_glue_file(files, task_dir / "train.tsv", "train", files.labelled)
+    evaluation = [_read_glue_file(files, task_dir / f, s, files.labelled) for s, f in files.evaluation]
     test = []
     if with_test:
         test = [
-            _read_glue_file(task, files, task_dir / f, s, files.unlabelled)
-            for s, f in files.test
-            if (task_dir / f).is_file()
+            _read_glue_file(files, task_dir / f, s, files.unlabelled) for s, f in files.test if (task_dir / f).is_file()
         ]
     return TaskData(task, train, evaluation, test, f"glue_dir {task_dir}")
 

@@ -276,6 +276,10 @@ def test_hub_schema_from_save_to_disk(tmp_path, real_glue_dir):
         assert "\n" not in str(e.value)
         return str(e.value)
 
+    assert (
+        error("cola", tmp_path / "nowhere")
+        == f"{tmp_path / 'nowhere'}: no such directory (a local save_to_disk copy of nyu-mll/glue was expected)"
+    )
     # cola's data offered as mrpc's: the columns it has and the ones mrpc needs
     assert "has columns sentence, label, idx; mrpc needs sentence1, sentence2, label" in error(
         "mrpc", tmp_path / "cola_only"
@@ -285,6 +289,10 @@ def test_hub_schema_from_save_to_disk(tmp_path, real_glue_dir):
     assert "label names are acceptable, unacceptable" in error("cola", tmp_path / "swapped")
     _hub_dict("cola", {"train": cola_rows["train"]}).save_to_disk(str(tmp_path / "no_validation"))
     assert "no 'validation' split (it has train)" in error("cola", tmp_path / "no_validation")
+    _hub_dict("mrpc", mrpc_rows).save_to_disk(str(tmp_path / "mrpc_as_stsb"))  # the same column names
+    assert "the labels are classes (not_equivalent, equivalent); stsb has float scores" in error(
+        "stsb", tmp_path / "mrpc_as_stsb"
+    )
     _hub_dict("cola", {**cola_rows, "validation": cola_rows["test"]}).save_to_disk(str(tmp_path / "unlabelled"))
     assert "label -1 is not a class id 0..1 (test labels are -1: unlabelled)" in error("cola", tmp_path / "unlabelled")
 

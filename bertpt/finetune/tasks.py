@@ -380,6 +380,8 @@ def _hub_split(task: Task, split_name: str, dataset, where: str, labelled: bool)
         raise BertptError(f"{where} split '{split_name}' is empty")
     label_feature = dataset.features["label"]
     names = getattr(label_feature, "names", None)
+    if task.is_regression and names is not None:
+        raise BertptError(f"{where}: the labels are classes ({', '.join(names)}); {task.name} has float scores")
     if task.labels is not None and names is not None and tuple(names) != task.labels:
         raise BertptError(
             f"{where}: {task.name}'s label names are {', '.join(names)}; nyu-mll/glue's are {', '.join(task.labels)}"
@@ -425,6 +427,8 @@ def load_hub(name: str, dataset: str = HUB_DATASET) -> TaskData:
     import datasets  # heavy: imported only by the source that needs it
 
     path = Path(dataset).expanduser()
+    if not path.exists() and (path.is_absolute() or str(dataset).startswith((".", "~"))):
+        raise BertptError(f"{dataset}: no such directory (a local save_to_disk copy of {HUB_DATASET} was expected)")
     if path.exists():
         local = _local_dataset_dir(task, path)
         where = str(local)

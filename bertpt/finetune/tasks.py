@@ -412,7 +412,8 @@ def load_hub(name: str, dataset: str = HUB_DATASET) -> TaskData:
 
     `dataset` is a Hub dataset name, loaded with `datasets.load_dataset(dataset, name)` (needs the network
     or the `datasets` cache), or a local directory written by `DatasetDict.save_to_disk` (read with
-    `datasets.load_from_disk`, no network), either
+    `datasets.load_from_disk`, no network; an absolute path or one starting with "." or "~" is always
+    taken as local), either
       - one task's DatasetDict (`dataset/dataset_dict.json`): used as the data of the task asked for, so
         give one such directory per task; or
       - a directory of them, one per task, named like the Hub configurations (`dataset/cola/`,

@@ -174,7 +174,8 @@ def _user_task(tmp_path: Path, n: int = 40):
     rng = np.random.default_rng(0)
     words = ["the", "a", "is", "of", "and", "to", "in", "it"]
     for name in ("train", "dev"):
-        rows = [{"s": " ".join(rng.choice(words, 6)), "y": str(int(rng.integers(2)))} for _ in range(n)]
+        sentences = [" ".join(rng.choice(words, 6)) for _ in range(n)]
+        rows = [{"s": s, "y": str(int("it" in s.split()))} for s in sentences]  # learnable: is "it" in it?
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return load_files(tmp_path / "train.jsonl", tmp_path / "dev.jsonl", text_columns=("s",), label_column="y")
 
@@ -193,8 +194,10 @@ def test_fine_tune_is_reproducible_to_the_last_digit(tmp_path):
     recipe = Recipe(learning_rate=1e-3, epochs=2, batch_size=8)
     first = fine_tune(source, data, recipe, seed=3, out_dir=tmp_path / "out")
     again = fine_tune(source, data, recipe, seed=3)
+    other = fine_tune(source, data, recipe, seed=4)
     assert first["steps"] == 10 and first["train_examples"] == 40
-    assert first["metrics"] == again["metrics"] and set(first["metrics"]) == {"accuracy"}
+    assert first["train_loss"] == again["train_loss"] != other["train_loss"]  # the seed matters, and only the seed
+    assert first["metrics"] == again["metrics"] and set(first["metrics"]) == {"accuracy", "f1_macro"}
     assert np.array_equal(first["predictions"]["validation"], again["predictions"]["validation"])
     assert first["predictions"]["validation"].shape == (40,)
     assert list((tmp_path / "out" / "tb" / data.task.name / "lr0.001_seed3").glob("events.out.tfevents.*"))

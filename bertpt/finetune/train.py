@@ -118,7 +118,7 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
     `out_dir`: the run's output directory; TensorBoard scalars (train/loss, train/learning_rate, eval/<metric>)
     go to out_dir/tb/<task>/lr<lr>_seed<seed>. Nothing else is written (no checkpoints). Returns
     {"metrics": {metric: value} over all evaluation splits, "predictions": {split name: (N,) label ids or
-    floats}, "seconds": wall time, "train_examples": N, "steps": optimizer steps}.
+    floats}, "seconds": wall time, "train_examples": N, "steps": optimizer steps, "train_loss": mean loss}.
     Raises BertptError: an empty training split, weights that do not fit."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
@@ -173,7 +173,7 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
             )
         trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
         with _transformers_errors_only():
-            trainer.train()
+            trained = trainer.train()
             predictions, values = {}, {}
             for split, encoded in evaluation + test:
                 predictions[split.name] = _predict(trainer, encoded, task.is_regression)
@@ -191,6 +191,7 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
         "seconds": time.perf_counter() - start,
         "train_examples": len(train),
         "steps": trainer.state.global_step,
+        "train_loss": float(trained.training_loss),  # the mean over all steps (Trainer's TrainOutput)
     }
 
 

@@ -52,7 +52,7 @@ def pack(stream: np.ndarray, max_seq_length: int, cls_id: int, sep_id: int) -> t
     if n:
         lengths[-1] = len(stream) - (n - 1) * width + 2
     ids = np.empty(len(stream) + 2 * n, dtype=stream.dtype)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths  # where each instance begins
     ids[starts] = cls_id
     ids[starts + lengths - 1] = sep_id
     text = np.ones(len(ids), dtype=bool)

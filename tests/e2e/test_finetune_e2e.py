@@ -1,5 +1,6 @@
 """bertpt-finetune end to end on the real GLUE data: a bertpt checkpoint fine-tuned on CoLA (one sentence) and
-MRPC (a pair) through the console script, twice with the same seed (identical numbers), and bad input refused.
+MRPC (a pair) through the console script, and bad input refused. (That the same model, data and seed give the
+same numbers to the last digit is tests/test_finetune.py's test_fine_tune_is_reproducible_to_the_last_digit.)
 
 The GLUE data is $BERTPT_GLUE_DIR (default: ../shared/data/glue next to the repository); missing data fails.
 The model is release 0.1's fixture checkpoint (1 layer, 32 wide, 120-token vocabulary): the test checks the
@@ -48,9 +49,9 @@ def finetune(glue_dir: Path, out: Path):
             "--tasks",
             "cola,mrpc",
             "--max_train_samples",
-            "300",
+            "200",
             "--max_eval_samples",
-            "300",
+            "200",
             "--epochs",
             "1",
             "--seeds",
@@ -72,7 +73,7 @@ def test_glue_from_a_bertpt_checkpoint(glue_dir, tmp_path):
     cola, mrpc = results["tasks"]["cola"], results["tasks"]["mrpc"]
     assert set(cola["metrics"]) == {"matthews_correlation"} and set(mrpc["metrics"]) == {"f1", "accuracy"}
     for t in (cola, mrpc):
-        assert t["seeds"] == [42] and t["train_examples"] == 300 and t["learning_rate"] == 1e-3
+        assert t["seeds"] == [42] and t["train_examples"] == 200 and t["learning_rate"] == 1e-3
         for m in t["metrics"].values():
             assert len(m["values"]) == 1 and m["median"] == m["min"] == m["max"] == m["values"][0]
             assert -1 <= m["median"] <= 1 and math.isfinite(m["median"])
@@ -85,13 +86,6 @@ def test_glue_from_a_bertpt_checkpoint(glue_dir, tmp_path):
     assert table["mrpc"][4] == f"{100 * mrpc['score']:.2f}"
     assert "GLUE average" in first.stdout and f"{100 * results['average']:.2f}" in first.stdout
     assert list((tmp_path / "a" / "tb" / "mrpc" / "lr0.001_seed42").glob("events.out.tfevents.*"))
-
-    # the same model, data and seed: the same numbers to the last digit
-    finetune(glue_dir, tmp_path / "b")
-    again = json.loads((tmp_path / "b" / "results.json").read_text())
-    for name in ("cola", "mrpc"):
-        assert again["tasks"][name]["metrics"] == results["tasks"][name]["metrics"]
-    assert again["average"] == results["average"]
 
 
 @pytest.mark.parametrize("case", ["unknown_task", "missing_file", "wrong_columns", "not_bert", "other_tokenizer"])

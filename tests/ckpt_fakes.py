@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from bertpt.ckpt import layout
 from bertpt.ckpt.layout import tag_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,3 +41,15 @@ def release_run(tmp_path: Path, damaged_newer: bool = False) -> Path:
             f.truncate(victim.stat().st_size // 2)
         (ckpt / "latest").write_text(bad.name)
     return out
+
+
+def add_tag(ckpt, step: int, tokens_seen=None, train_seconds=None):
+    """A copy of release 0.1's step_000002 as step `step`, its bertpt_state.json edited, its manifest rewritten."""
+    tag = layout.tag_for(step)
+    shutil.copytree(ckpt / "step_000002", ckpt / tag)
+    state = json.loads((ckpt / tag / layout.STATE).read_text())
+    state.update(step=step, consumed_samples=4 * step)
+    if tokens_seen is not None:
+        state.update(tokens_seen=tokens_seen, train_seconds=train_seconds)
+    (ckpt / tag / layout.STATE).write_text(json.dumps(state))
+    layout.write_manifest(ckpt / tag, tag)

@@ -4,31 +4,17 @@ cell, the figure's lines per panel, the PNG, and the re-plot command. No fine-tu
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 
 import pytest
 
-from bertpt.ckpt import layout
 from bertpt.errors import BertptError
 from bertpt.finetune import curves
 from bertpt.finetune.curves import Point, checkpoint_points, curves_figure, read_eval_metrics, write_curves
 
-from tests.ckpt_fakes import release_run
+from tests.ckpt_fakes import add_tag, release_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def add_tag(ckpt, step: int, tokens_seen=None, train_seconds=None):
-    """A copy of release 0.1's step_000002 as step `step`, its bertpt_state.json edited, its manifest rewritten."""
-    tag = layout.tag_for(step)
-    shutil.copytree(ckpt / "step_000002", ckpt / tag)
-    state = json.loads((ckpt / tag / layout.STATE).read_text())
-    state.update(step=step, consumed_samples=4 * step)
-    if tokens_seen is not None:
-        state.update(tokens_seen=tokens_seen, train_seconds=train_seconds)
-    (ckpt / tag / layout.STATE).write_text(json.dumps(state))
-    layout.write_manifest(ckpt / tag, tag)
 
 
 def test_checkpoint_points_oldest_first_with_tokens_and_time(tmp_path, capsys):

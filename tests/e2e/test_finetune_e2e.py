@@ -20,6 +20,7 @@ import pytest
 
 from bertpt.finetune import cli
 
+from tests.ckpt_fakes import add_tag, release_run
 from tests.helpers import REPO, run
 
 pytestmark = pytest.mark.slow
@@ -119,3 +120,29 @@ def test_bad_input_is_one_line_and_writes_nothing(glue_dir, tmp_path, capsys, ca
     assert e.value.code == 2 and len(err) == 1 and err[0].startswith("bertpt-finetune: error:"), err
     assert expected in err[0], err[0]
     assert not (out / "results.json").exists()
+
+
+def test_all_checkpoints_writes_the_curves(glue_dir, tmp_path, capsys):
+    """--all_checkpoints through the command: every published checkpoint fine-tuned (release 0.1's step 2 without
+    the new fields, and two copies of it that record tokens seen and training time), one CSV row per checkpoint
+    and task with the tags' steps, a PNG, each checkpoint's results.json."""
+    run_dir = release_run(tmp_path)
+    add_tag(run_dir / "checkpoints", 4, tokens_seen=16 * 32, train_seconds=3.5)
+    add_tag(run_dir / "checkpoints", 6, tokens_seen=24 * 32, train_seconds=5.0)
+    out = tmp_path / "curves"
+    args = ["--all_checkpoints", "--glue_dir", str(glue_dir), "--tasks", "cola", "--seeds", "1", "--epochs", "1"]
+    cli.main([str(run_dir), *args, "--max_train_samples", "64", "--max_eval_samples", "64", "--output_dir", str(out)])
+    lines = (out / "curves.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [dict(zip(lines[0].split(","), r.split(","))) for r in lines[1:]]
+    assert header[:6] == ["tag", "step", "tokens_seen", "train_seconds", "task", "score"]
+    assert [(r["tag"], r["step"], r["task"]) for r in rows] == [
+        (tag, str(step), task)
+        for tag, step in (("step_000002", 2), ("step_000004", 4), ("step_000006", 6))
+        for task in ("cola", "average")
+    ]
+    assert [r["tokens_seen"] for r in rows[::2]] == ["", "512", "768"]
+    for r in rows:
+        tag_results = json.loads((out / "checkpoints" / r["tag"] / "results.json").read_text())
+        assert float(r["score"]) == tag_results["tasks"]["cola"]["score"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "score curves:" in capsys.readouterr().out

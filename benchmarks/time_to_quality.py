@@ -609,8 +609,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if unknown:
         raise BertptError(f"--rows {','.join(unknown)}: unknown; the rows are {','.join(ROWS)}")
     cfg = Config(
-        out=a.out, glue_dir=a.glue_dir, minutes=a.minutes, seeds=a.seeds, sst2_max_train_samples=a.sst2_max_train_samples,
-        max_train_samples=a.max_train_samples, tasks=tuple(t for t in a.tasks.split(",") if t), rows=rows,
+        out=a.out, glue_dir=a.glue_dir, minutes=a.minutes, seeds=a.seeds,
+        sst2_max_train_samples=a.sst2_max_train_samples, max_train_samples=a.max_train_samples,
+        tasks=tuple(t for t in a.tasks.split(",") if t), rows=rows,
         reference=a.reference, corpus=a.corpus, model=a.model, deepspeed_config=a.deepspeed_config, threads=a.threads,
         calibration_steps=a.calibration_steps, vocab_size=a.vocab_size, eval_instances=a.eval_instances,
         learning_rate=a.learning_rate, epochs=a.epochs, seed=a.seed, quick=a.quick,

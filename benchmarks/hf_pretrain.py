@@ -122,6 +122,7 @@ def train(args: argparse.Namespace) -> dict:
         "batch": batch,
     }
     out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     if not args.no_save:
         model.save_pretrained(out / "hf")
         tokenizer.save_pretrained(out / "hf")

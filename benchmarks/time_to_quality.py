@@ -118,7 +118,7 @@ def plan(cfg: Config, corpus_mb: float) -> dict[str, float]:
         "prepare": corpus_mb * PREPARE_S_PER_MB,
         "pretrain": n_rows * (cfg.minutes * 60 + ROW_OVERHEAD_S),
         "evaluate": n_rows * 20.0,
-        "finetune": models * (finetune_examples(cfg) / FINETUNE_EXAMPLES_PER_S + runs * FINETUNE_RUN_OVERHEAD_S),
+        "finetune": 0.0 if not cfg.glue_dir else models * (finetune_examples(cfg) / FINETUNE_EXAMPLES_PER_S + runs * FINETUNE_RUN_OVERHEAD_S),
     }
 
 
@@ -277,7 +277,7 @@ def pretrain_row(cfg: Config, row: str, data: dict[str, Path]) -> dict:
     ]
     shutil.rmtree(calib)
     steps = steps_for_budget(cfg.minutes * 60, rate)
-    print(f"{row}: calibrated {rate:.3f} steps/s -> {steps} steps for {cfg.minutes:g} min", flush=True)
+    print(f"{row}: calibrated {rate:.3f} steps/s -> {steps} steps for {cfg.minutes:.3g} min", flush=True)
     wall = run(row_command(cfg, row, data, out, steps, calibrate=False), cfg, log)
     record = bertpt_record(out) if row.startswith("bertpt") else json.loads((out / "train.json").read_text())
     record.update(row=row, calibrated_steps_per_s=rate, planned_steps=steps, process_seconds=round(wall, 1))
@@ -508,7 +508,7 @@ def benchmark(cfg: Config) -> dict:
     est = plan(cfg, mb)
     load = os.getloadavg()[0]
     print(
-        f"time-to-quality: {cfg.model}, {len(cfg.rows)} rows x {cfg.minutes:g} min pretraining, one after the other "
+        f"time-to-quality: {cfg.model}, {len(cfg.rows)} rows x {cfg.minutes:.3g} min pretraining, one after the other "
         f"with {cfg.threads} thread(s) each, on {machine()} (load average {load:.1f} at start"
         f"{'' if load < 0.5 else ': NOT quiet, rates and budgets suffer'}); corpus {corpus} ({mb:.1f} MB)\n"
         f"planned: prepare {est['prepare'] / 60:.0f} + pretrain {est['pretrain'] / 60:.0f} + evaluate "
@@ -555,7 +555,7 @@ def benchmark(cfg: Config) -> dict:
     }
     write_atomic(cfg.out / "results.json", json.dumps(result, indent=2, default=float))
     md = (
-        f"Time-to-quality, {cfg.model}, {cfg.minutes:g} min pretraining per row, one row after the other on "
+        f"Time-to-quality, {cfg.model}, {cfg.minutes:.3g} min pretraining per row, one row after the other on "
         f"{machine()}, {cfg.threads} thread(s); corpus {corpus.name} ({mb:.1f} MB).\n\n{render(lines, True)}\n"
     )
     write_atomic(cfg.out / "results.md", md)

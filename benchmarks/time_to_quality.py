@@ -1,6 +1,6 @@
 """Time-to-quality: which pretraining gives the better BERT for the same wall-clock budget (issue 13).
 
-    python -m benchmarks.time_to_quality --minutes 6 --glue_dir ../shared/data/glue --out runs/ttq [--reference DIR]
+    python -m benchmarks.time_to_quality --minutes 5 --glue_dir ../shared/data/glue --out runs/ttq [--reference DIR]
     python -m benchmarks.time_to_quality --quick --glue_dir ../shared/data/glue --out runs/ttq-quick   # ~10 minutes
 
 On one corpus (the Python documentation, benchmarks/corpora.py, 10.0 MB; or --corpus FILE) and one WordPiece
@@ -64,15 +64,17 @@ GLUE_TRAIN = {"cola": 8551, "mrpc": 2576, "stsb": 4249, "sst2": 60614}
 # Planning estimates for a quiet 2-core AVX2 CPU and bert-mini (printed as estimates, never used as results)
 PREPARE_S_PER_MB = 20.0  # both bertpt-prepare runs together, per MB of corpus
 ROW_OVERHEAD_S = 60.0  # per row: two process starts, calibration warm-up, final evaluation, export
-FINETUNE_EXAMPLES_PER_S = 200.0  # training examples per second (GLUE sentence lengths, batch 32)
-FINETUNE_RUN_OVERHEAD_S = 20.0  # per task and seed: model load, evaluation of the dev split
+# fine-tuning: training examples per second, batch 32 padded to its longest (CoLA and SST-2 are short sentences,
+# STS-B and MRPC pairs of about 30 and 50 tokens); other tasks: MRPC's
+FINETUNE_EXAMPLES_PER_S = {"cola": 350.0, "sst2": 350.0, "stsb": 200.0, "mrpc": 115.0}
+FINETUNE_RUN_OVERHEAD_S = 10.0  # per task and seed: model load, evaluation of the dev split
 
 
 @dataclass
 class Config:
     out: Path
     glue_dir: Path | None
-    minutes: float = 6.0
+    minutes: float = 5.0
     seeds: int = 3
     sst2_max_train_samples: int = 2000
     max_train_samples: int | None = None  # every task (quick runs)
@@ -96,29 +98,32 @@ class Config:
 # ------------------------------------------------------------------------------------ Planning
 
 
-def finetune_examples(cfg: Config) -> int:
-    """Training examples one model sees over all tasks and seeds (epochs x capped train sizes x seeds)."""
-    total = 0
+def finetune_examples(cfg: Config) -> dict[str, int]:
+    """Training examples one model sees per task over all seeds (epochs x capped train size x seeds)."""
+    out = {}
     for t in cfg.tasks:
         n = GLUE_TRAIN.get(t, 5000)
         if t == "sst2":
             n = min(n, cfg.sst2_max_train_samples)
         if cfg.max_train_samples:
             n = min(n, cfg.max_train_samples)
-        total += n
-    return int(total * (cfg.epochs or 3) * cfg.seeds)
+        out[t] = int(n * (cfg.epochs or 3) * cfg.seeds)
+    return out
 
 
 def plan(cfg: Config, corpus_mb: float) -> dict[str, float]:
     """Estimated seconds of each phase (PREPARE_S_PER_MB & co. above: a quiet 2-core CPU, bert-mini)."""
     n_rows = len(cfg.rows)
     models = n_rows + (1 if cfg.reference else 0)
-    runs = len(cfg.tasks) * cfg.seeds
+    per_model = sum(
+        n / FINETUNE_EXAMPLES_PER_S.get(t, FINETUNE_EXAMPLES_PER_S["mrpc"]) + cfg.seeds * FINETUNE_RUN_OVERHEAD_S
+        for t, n in finetune_examples(cfg).items()
+    )
     return {
         "prepare": corpus_mb * PREPARE_S_PER_MB,
         "pretrain": n_rows * (cfg.minutes * 60 + ROW_OVERHEAD_S),
         "evaluate": n_rows * 20.0,
-        "finetune": 0.0 if not cfg.glue_dir else models * (finetune_examples(cfg) / FINETUNE_EXAMPLES_PER_S + runs * FINETUNE_RUN_OVERHEAD_S),
+        "finetune": models * per_model if cfg.glue_dir else 0.0,
     }
 
 
@@ -376,6 +381,7 @@ def score(hf_dir: Path, sets: dict[str, Path], threads: int, batch: int = 64) ->
     import torch
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per model
     torch.set_num_threads(threads)
     config = transformers.AutoConfig.from_pretrained(hf_dir)
     has_nsp = "BertForPreTraining" in (config.architectures or [])
@@ -581,7 +587,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--out", type=Path, default=Path("runs/ttq"), help="output directory (default: runs/ttq)")
     p.add_argument("--glue_dir", type=Path, help="GLUE data in the official layout; without it no fine-tuning")
-    p.add_argument("--minutes", type=float, default=6.0, help="pretraining minutes per row (default: 6)")
+    p.add_argument("--minutes", type=float, default=5.0, help="pretraining minutes per row (default: 5)")
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per task (default: 3)")
     p.add_argument("--sst2_max_train_samples", type=int, default=2000, help="SST-2's training cap (default: 2000)")
     p.add_argument("--max_train_samples", type=int, help="cap every task's training examples (quick runs)")

@@ -108,12 +108,21 @@ def test_bertpt_record_reads_the_training_loop_from_metrics_jsonl(tmp_path):
 
 def test_plan_and_finetune_examples():
     cfg = ttq.Config(out=Path("x"), glue_dir=Path("g"), seeds=3, sst2_max_train_samples=2000, epochs=3)
-    assert ttq.finetune_examples(cfg) == (8551 + 2576 + 4249 + 2000) * 3 * 3
+    assert ttq.finetune_examples(cfg) == {"cola": 8551 * 9, "mrpc": 2576 * 9, "stsb": 4249 * 9, "sst2": 2000 * 9}
     quick = ttq.parse_args(["--quick", "--glue_dir", "g"])
     assert (quick.seeds, quick.max_train_samples, quick.minutes) == (1, 100, 20 / 60)
-    assert ttq.finetune_examples(quick) == 4 * 100 * 3
+    assert ttq.finetune_examples(quick) == dict.fromkeys(ttq.TASKS, 100 * 3)
     est = ttq.plan(cfg, 10.0)
-    assert est["pretrain"] == 4 * (6 * 60 + ttq.ROW_OVERHEAD_S) and est["prepare"] == 10 * ttq.PREPARE_S_PER_MB
+    assert (
+        est["pretrain"] == 4 * (cfg.minutes * 60 + ttq.ROW_OVERHEAD_S) and est["prepare"] == 10 * ttq.PREPARE_S_PER_MB
+    )
+    assert est["finetune"] == pytest.approx(
+        4
+        * sum(
+            n / ttq.FINETUNE_EXAMPLES_PER_S[t] + 3 * ttq.FINETUNE_RUN_OVERHEAD_S
+            for t, n in ttq.finetune_examples(cfg).items()
+        )
+    )
     cfg.glue_dir = None
     assert ttq.plan(cfg, 10.0)["finetune"] == 0.0
     with pytest.raises(BertptError, match="--rows nope"):

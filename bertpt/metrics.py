@@ -38,40 +38,44 @@ COUNTS = ("tokens", "tokens_sq", "sequences", "predictions")  # raw sums: metric
 
 
 class Sums:
-    """Running sums over micro-steps on this rank; `reduce` sums over ranks and resets."""
+    """Running sums over micro-steps on this rank; `reduce` sums over ranks and resets. `nsp`: whether the
+    outputs carry NSP figures (the data's objective is mlm_nsp); without, `reduce` returns no nsp_* keys."""
 
-    def __init__(self, device):
-        self.t = torch.zeros(len(FIELDS), dtype=torch.float64, device=device)
+    def __init__(self, device, nsp: bool = True):
+        self.fields = FIELDS if nsp else tuple(f for f in FIELDS if not f.startswith("nsp_"))
+        self.t = torch.zeros(len(self.fields), dtype=torch.float64, device=device)
 
     def add(self, out, batch) -> None:
         lengths = batch["attention_mask"].sum(1).double()  # real tokens per sequence; Σn² is attention's cost
-        self.t += torch.stack(
-            [
-                out.loss.detach().double(),
-                out.mlm_loss.double(),
-                out.nsp_loss.double(),
-                out.mlm_correct.double(),
-                out.mlm_count.double(),
-                out.nsp_correct.double(),
-                torch.tensor(batch["input_ids"].shape[0], dtype=torch.float64, device=self.t.device),
-                lengths.sum(),
-                (lengths * lengths).sum(),
-                torch.ones((), dtype=torch.float64, device=self.t.device),
-            ]
-        )
+        one = torch.ones((), dtype=torch.float64, device=self.t.device)
+        values = {
+            "loss": out.loss.detach().double(),
+            "mlm_loss": out.mlm_loss.double(),
+            "nsp_loss": out.nsp_loss,
+            "mlm_correct": out.mlm_correct.double(),
+            "mlm_count": out.mlm_count.double(),
+            "nsp_correct": out.nsp_correct,
+            "sequences": one * batch["input_ids"].shape[0],
+            "tokens": lengths.sum(),
+            "tokens_sq": (lengths * lengths).sum(),
+            "micro_steps": one,
+        }
+        self.t += torch.stack([values[f].double() for f in self.fields])
 
     def reduce(self) -> dict[str, float]:
         t = self.t.clone()
         dist.all_reduce(t)
         self.t.zero_()
-        s = dict(zip(FIELDS, t.tolist()))
+        s = dict(zip(self.fields, t.tolist()))
         steps = max(s["micro_steps"], 1)
+        m = {"loss": s["loss"] / steps, "mlm_loss": s["mlm_loss"] / steps}
+        if "nsp_loss" in s:
+            m["nsp_loss"] = s["nsp_loss"] / steps
+        m["mlm_acc"] = s["mlm_correct"] / max(s["mlm_count"], 1)
+        if "nsp_correct" in s:
+            m["nsp_acc"] = s["nsp_correct"] / max(s["sequences"], 1)
         return {
-            "loss": s["loss"] / steps,
-            "mlm_loss": s["mlm_loss"] / steps,
-            "nsp_loss": s["nsp_loss"] / steps,
-            "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1),
-            "nsp_acc": s["nsp_correct"] / max(s["sequences"], 1),
+            **m,
             "tokens": s["tokens"],
             "tokens_sq": s["tokens_sq"],
             "sequences": s["sequences"],
@@ -149,10 +153,8 @@ class Reporter:
             m["loss_scale"] = float(loss_scale)
         self.last_time, self.excluded = now, 0.0
         if self.active:
-            losses = (
-                f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} "
-                f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} lr {lr:.2e}"
-            )
+            nsp = f"nsp {m['nsp_loss']:.3f}/{m['nsp_acc']:.1%} " if "nsp_loss" in m else ""
+            losses = f"loss {m['loss']:.3f} mlm {m['mlm_loss']:.3f}/{m['mlm_acc']:.1%} {nsp}lr {lr:.2e}"
             if self.tty:
                 self.bar.set_postfix_str(f"{losses} {speed}", refresh=False)
             else:
@@ -174,10 +176,8 @@ class Reporter:
 
     def eval(self, step: int, m: dict[str, float]) -> None:
         if self.active:
-            self.write(
-                f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%} | "
-                f"nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}"
-            )
+            nsp = f" | nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}" if "nsp_loss" in m else ""
+            self.write(f"step {step}: eval mlm loss {m['mlm_loss']:.4f} acc {m['mlm_acc']:.2%}{nsp}")
             self.scalars("eval", m, step)
 
     def scalars(self, prefix: str, m: dict[str, float], step: int) -> None:

@@ -81,14 +81,14 @@ def bert_config(model: str, vocab_size: int, pad_token_id: int = 0) -> BertConfi
 
 @dataclass
 class PretrainingOutput:
-    loss: torch.Tensor | None = None  # mlm_loss + nsp_loss
+    loss: torch.Tensor | None = None  # mlm_loss + nsp_loss; mlm_loss alone without next_sentence_label
     mlm_loss: torch.Tensor | None = None
-    nsp_loss: torch.Tensor | None = None
+    nsp_loss: torch.Tensor | None = None  # None without next_sentence_label (MLM-only training)
     mlm_correct: torch.Tensor | None = None  # count of masked positions predicted right (no grad)
     mlm_count: torch.Tensor | None = None  # count of masked positions
     nsp_correct: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None  # (B, L, V), only without labels
-    seq_relationship_logits: torch.Tensor | None = None  # (B, 2)
+    seq_relationship_logits: torch.Tensor | None = None  # (B, 2); None in MLM-only training
 
 
 class Module(nn.Module):
@@ -225,6 +225,11 @@ class BertForPreTraining(nn.Module):
         return x
 
     def forward(self, input_ids, token_type_ids, attention_mask, labels=None, next_sentence_label=None):
+        """input_ids, token_type_ids, attention_mask: int64 (B, L); labels: int64 (B, L), -100 where nothing is
+        predicted; next_sentence_label: int64 (B,), 0 = B follows A. Without labels: logits of every position and
+        the NSP logits. With labels: the losses, loss = mlm_loss + nsp_loss; with labels and no
+        next_sentence_label (MLM-only data, RoBERTa's objective) loss = mlm_loss, and the pooler and NSP head
+        do not run (they get no gradient)."""
         pk = packing(
             attention_mask,
             self.config.num_attention_heads,
@@ -232,8 +237,10 @@ class BertForPreTraining(nn.Module):
             unpad=labels is not None,
         )
         x = self.encode(input_ids, token_type_ids, pk)  # (T, H)
-        pooled = torch.tanh(self.bert.pooler.dense(x.index_select(0, pk.cls_rows)))  # (B, H), the [CLS] tokens
-        nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
+        nsp_logits = None
+        if labels is None or next_sentence_label is not None:
+            pooled = torch.tanh(self.bert.pooler.dense(x.index_select(0, pk.cls_rows)))  # (B, H), the [CLS] tokens
+            nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
         if labels is None:
             return PretrainingOutput(prediction_logits=self.mlm_head(pk.pad(x)), seq_relationship_logits=nsp_logits)
 
@@ -243,19 +250,19 @@ class BertForPreTraining(nn.Module):
         mlm_logits = self.mlm_head(x[selected]).float()  # (N, V)
         targets = packed_labels[selected]  # (N,)
         mlm_loss = F.cross_entropy(mlm_logits, targets)
-        nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
         with torch.no_grad():
             mlm_correct = (mlm_logits.argmax(-1) == targets).sum()
-            nsp_correct = (nsp_logits.argmax(-1) == next_sentence_label).sum()
-        return PretrainingOutput(
-            loss=mlm_loss + nsp_loss,
-            mlm_loss=mlm_loss.detach(),
-            nsp_loss=nsp_loss.detach(),
-            mlm_correct=mlm_correct,
-            mlm_count=selected.sum(),
-            nsp_correct=nsp_correct,
-            seq_relationship_logits=nsp_logits,
+        out = PretrainingOutput(
+            loss=mlm_loss, mlm_loss=mlm_loss.detach(), mlm_correct=mlm_correct, mlm_count=selected.sum()
         )
+        if next_sentence_label is not None:
+            nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
+            out.loss = mlm_loss + nsp_loss
+            out.nsp_loss = nsp_loss.detach()
+            with torch.no_grad():
+                out.nsp_correct = (nsp_logits.argmax(-1) == next_sentence_label).sum()
+            out.seq_relationship_logits = nsp_logits
+        return out
 
 
 def num_parameters(model: nn.Module) -> int:

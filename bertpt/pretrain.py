@@ -1,4 +1,4 @@
-"""Pretrain BERT (MLM + NSP) with DeepSpeed: setup → fit → finish.
+"""Pretrain BERT (MLM + NSP, or MLM alone on data prepared with --objective mlm) with DeepSpeed: setup → fit → finish.
 
     deepspeed bertpt/pretrain.py --deepspeed_config ds_configs/zero2.json [--data DIR --model bert-base ...]
 
@@ -107,7 +107,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     found = resume.find(cfg.resume, ckpt_dir)
     require_writable_dir(Path(cfg.output_dir), "--output_dir")
     # fits this run? which config and tag (another world size: keep the global batch)?
-    plan = resume.plan(found, ds_config, rank, world, model_config.to_dict(), meta.tokenizer_hash)
+    plan = resume.plan(found, ds_config, rank, world, model_config.to_dict(), meta.tokenizer_hash, meta.objective)
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = BertForPreTraining(model_config, gradient_checkpointing=cfg.activation_checkpointing)
@@ -126,7 +126,9 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         if "masking" in state:  # recorded since masking became a training-time choice
             saved_masking = Masking.from_dict(state["masking"])
     if rank == 0:
-        checkpoint.write_static_files(ckpt_dir, model_config, meta.tokenizer_path(), meta.tokenizer_hash)
+        checkpoint.write_static_files(
+            ckpt_dir, model_config, meta.tokenizer_path(), meta.tokenizer_hash, meta.objective
+        )
 
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     train = PretrainingData(meta, "train")
@@ -154,7 +156,9 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     )
     reporter.write(
         f"bertpt: {model_name} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
-        f"({len(train)} training instances of {meta.max_seq_length} tokens), world size {world}, "
+        f"({len(train)} training instances of {meta.max_seq_length} tokens"
+        + ("" if meta.nsp else ", MLM only: no NSP loss")
+        + f"), world size {world}, "
         f"global batch {engine.train_batch_size()} = {micro} x {accum} accumulation x {world} ranks, "
         f"ZeRO stage {engine.zero_optimization_stage()}, {precision_name(engine)}{bf16_note}"
         + (", activation checkpointing" if cfg.activation_checkpointing else "")
@@ -234,7 +238,7 @@ def train_batches(
 
 def fit(run: Run) -> None:
     engine, cfg, rep = run.engine, run.cfg, run.reporter
-    sums = Sums(engine.device)
+    sums = Sums(engine.device, run.meta.nsp)
     run.fit_started = time.time()
     end = min(cfg.max_steps, run.step + cfg.steps_this_run) if cfg.steps_this_run else cfg.max_steps
     while run.step < end:  # a rollback moves run.step back
@@ -257,7 +261,7 @@ def fit(run: Run) -> None:
             if not roll_back(run, decision.diverged):
                 run.diverged = decision.diverged
                 return
-            sums = Sums(engine.device)  # drop the diverged steps' sums
+            sums = Sums(engine.device, run.meta.nsp)  # drop the diverged steps' sums
             continue
         with rep.paused():
             if ((cfg.eval_steps and step % cfg.eval_steps == 0) or last) and not decision.stop:
@@ -319,19 +323,22 @@ def roll_back(run: Run, code: int) -> bool:
 def evaluate(run: Run) -> dict[str, float]:
     engine = run.engine
     engine.eval()
-    sums = Sums(engine.device)
+    sums = Sums(engine.device, run.meta.nsp)
     for batch in run.eval_loader:
         batch = {k: v.to(engine.device) for k, v in batch.items()}
         sums.add(engine(**batch), batch)
     engine.train()
     m = sums.reduce()
-    return {k: m[k] for k in ("loss", "mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc")}
+    return {k: m[k] for k in ("loss", "mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc") if k in m}  # no nsp_*: MLM only
 
 
 def save(run: Run) -> None:
     engine = run.engine
     # what this run masked with: a resume compares it
-    state = layout.client_state(asdict(run.cfg), run.ds_config, run.meta.tokenizer_hash, masking=asdict(run.masking))
+    meta = run.meta
+    state = layout.client_state(
+        asdict(run.cfg), run.ds_config, meta.tokenizer_hash, masking=asdict(run.masking), objective=meta.objective
+    )
     position = layout.RunPosition(
         step=run.step,
         consumed_samples=run.consumed,
@@ -391,26 +398,29 @@ def finish(run: Run, seconds: float) -> None:
     if tr:
         mfu = f", MFU {tr['mfu']:.1%}" if "mfu" in tr else ""
         lines.append(
-            f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%} | nsp loss {tr['nsp_loss']:.4f} "
-            f"acc {tr['nsp_acc']:.2%} | {tr['tokens_per_s']:,.0f} tokens/s, {tr['seq_per_s']:,.1f} sequences/s, "
+            f"  train  mlm loss {tr['mlm_loss']:.4f} acc {tr['mlm_acc']:.2%}{nsp_text(tr)} | "
+            f"{tr['tokens_per_s']:,.0f} tokens/s, {tr['seq_per_s']:,.1f} sequences/s, "
             f"{tr['tflops']:.3g} TFLOPS per device{mfu} (last {run.cfg.log_steps} steps)"
         )
     if ev:
         on = "" if eval_split(run.meta)[0] == "val" else " (on training instances)"
-        lines.append(
-            f"  eval{on}   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%} | nsp loss {ev['nsp_loss']:.4f} "
-            f"acc {ev['nsp_acc']:.2%}"
-        )
+        lines.append(f"  eval{on}   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%}{nsp_text(ev)}")
     lines += [
         f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
         f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
-        f"  hf export    {hf_dir} (transformers.BertForPreTraining.from_pretrained)"
+        f"  hf export    {hf_dir} (transformers.{'BertForPreTraining' if run.meta.nsp else 'BertForMaskedLM'}"
+        ".from_pretrained)"
         + (f", of {good.tag}, the last good checkpoint" if good is not None and good.dir == run.ckpt_dir else ""),
     ]
     print("\n".join(lines), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def nsp_text(m: dict[str, float]) -> str:
+    """' | nsp loss L acc A' of the summary, '' for MLM-only metrics (they have no NSP figures)."""
+    return f" | nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}" if "nsp_loss" in m else ""
 
 
 def seed_everything(seed: int) -> None:

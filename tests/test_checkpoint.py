@@ -30,8 +30,13 @@ def test_static_files_let_an_export_stand_alone(tmp_path, tiny_data):
     config = bert_config("bert-tiny", 1000)
     write_static_files(tmp_path / "ckpt", config, tiny_data / "tokenizer", "abc123")
     assert json.loads((tmp_path / "ckpt" / "model_config.json").read_text())["hidden_size"] == 128
-    assert json.loads((tmp_path / "ckpt" / "bertpt.json").read_text()) == {"tokenizer_hash": "abc123"}
+    assert json.loads((tmp_path / "ckpt" / "bertpt.json").read_text()) == {
+        "tokenizer_hash": "abc123",
+        "objective": "mlm_nsp",
+    }
     assert (tmp_path / "ckpt" / "tokenizer" / "tokenizer.json").is_file()
+    write_static_files(tmp_path / "mlm", config, tiny_data / "tokenizer", "abc123", "mlm")
+    assert json.loads((tmp_path / "mlm" / "bertpt.json").read_text())["objective"] == "mlm"
 
 
 def test_prune_keeps_the_newest_published_tags(tmp_path):

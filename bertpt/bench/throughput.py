@@ -153,6 +153,11 @@ def make_batches(bc: BenchConfig, n: int, rank: int, world: int) -> tuple[list[d
             f"--seq_len {bc.seq_len}: {data_dir} holds {meta.max_seq_length}-token sequences; "
             "pass --data with data of that length, or --data synthetic"
         )
+    if not meta.nsp:  # the transformers loop it compares with is BertForPreTraining's, whose loss needs the label
+        raise BertptError(
+            f"--data {data_dir} was prepared with --objective mlm (no next-sentence labels); the benchmark times "
+            "the MLM + NSP step: pass data prepared with the default --objective mlm_nsp, or --data synthetic"
+        )
     data = PretrainingData(meta, "train")
     whole = continuation_ids(meta) if meta.masking.whole_word_mask and not meta.masking.static else None
     collate = MaskingCollator(meta.masking, meta.special_ids, meta.vocab_size, bc.seed, is_continuation=whole)

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from bertpt.ckpt import layout
+from bertpt.data.format import MLM_NSP
 from bertpt.errors import BertptError
 
 
@@ -47,12 +48,17 @@ def set_rng_state(state: dict) -> None:
         get_accelerator().set_rng_state(state["accelerator"])
 
 
-def write_static_files(ckpt_dir: Path, model_config, tokenizer_dir: Path, tokenizer_hash: str) -> None:
+def write_static_files(
+    ckpt_dir: Path, model_config, tokenizer_dir: Path, tokenizer_hash: str, objective: str = MLM_NSP
+) -> None:
     """Rank 0, at the start of a run (after any resume was checked against them): what an export
-    needs besides the weights, and what the next resume checks."""
+    needs besides the weights (`objective`, the data's: format.OBJECTIVES, decides the exported class),
+    and what the next resume checks."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     (ckpt_dir / layout.MODEL_CONFIG).write_text(model_config.to_json_string())
-    (ckpt_dir / layout.BERTPT_JSON).write_text(json.dumps({"tokenizer_hash": tokenizer_hash}, indent=2))
+    (ckpt_dir / layout.BERTPT_JSON).write_text(
+        json.dumps({"tokenizer_hash": tokenizer_hash, "objective": objective}, indent=2)
+    )
     shutil.rmtree(ckpt_dir / layout.TOKENIZER_DIR, ignore_errors=True)
     shutil.copytree(tokenizer_dir, ckpt_dir / layout.TOKENIZER_DIR)
 

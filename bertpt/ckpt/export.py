@@ -1,4 +1,6 @@
-"""bertpt-export: a DeepSpeed checkpoint directory → a Hugging Face `BertForPreTraining` directory.
+"""bertpt-export: a DeepSpeed checkpoint directory → a Hugging Face `BertForPreTraining` directory, or a
+`BertForMaskedLM` one for a run trained MLM-only (data prepared with --objective mlm; bertpt.json says so):
+no pooler and no NSP head, which that run never trained, are shipped.
 
     bertpt-export runs/bertpt/checkpoints runs/bertpt/hf [--tag step_000500]
 
@@ -24,6 +26,7 @@ import torch
 
 from bertpt import cli
 from bertpt.ckpt import layout
+from bertpt.data.format import MLM_NSP
 from bertpt.errors import BertptError, exit_on_error
 
 
@@ -87,9 +90,10 @@ def _consolidate(ckpt_dir: Path, tag: str) -> tuple[dict, str]:
 def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None) -> Path:
     """Write `ckpt_dir`'s checkpoint `tag` (default: the newest good one; `ckpt_dir` may also be a
     run's output directory or one step_* tag) to `out_dir` as a Hugging Face BertForPreTraining
-    directory with the tokenizer and a model card. Returns `out_dir`. Raises BertptError: no
-    checkpoint, none that verifies, weights that do not fit model_config.json."""
-    from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
+    directory (BertForMaskedLM for an MLM-only run: layout.read_objective) with the tokenizer and a
+    model card. Returns `out_dir`. Raises BertptError: no checkpoint, none that verifies, weights that
+    do not fit model_config.json."""
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertTokenizerFast
 
     from bertpt.data.tokenizer import save_tokenizer
 
@@ -112,8 +116,12 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None)
         raise BertptError(f"{ckpt_dir}: no {layout.MODEL_CONFIG}; was it written by bertpt-pretrain?")
     config = BertConfig.from_json_file(str(ckpt_dir / layout.MODEL_CONFIG))
     state_dict, source = consolidated_state_dict(ckpt_dir, tag)
+    nsp = layout.read_objective(ckpt_dir) == MLM_NSP
+    if not nsp:  # the pooler and the NSP head exist in the checkpoint but were never trained (model.py)
+        untrained = ("bert.pooler.", "cls.seq_relationship.")
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(untrained)}
 
-    model = BertForPreTraining(config)
+    model = BertForPreTraining(config) if nsp else BertForMaskedLM(config)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}  # restored by tie_weights
     if unexpected or set(missing) - tied:
@@ -126,11 +134,11 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path, tag: str | None = None)
     with quiet():
         model.save_pretrained(str(out_dir))
     save_tokenizer(BertTokenizerFast.from_pretrained(str(ckpt_dir / layout.TOKENIZER_DIR)), out_dir)
-    (out_dir / "README.md").write_text(_model_card(config, ckpt_dir, tag, source))
+    (out_dir / "README.md").write_text(_model_card(config, ckpt_dir, tag, source, nsp))
     return out_dir
 
 
-def _model_card(config, ckpt_dir: Path, tag: str, source: str) -> str:
+def _model_card(config, ckpt_dir: Path, tag: str, source: str, nsp: bool = True) -> str:
     state_file = ckpt_dir / tag / layout.SUMMARY
     summary = json.loads(state_file.read_text()) if state_file.exists() else {}
     lines = [
@@ -141,18 +149,23 @@ def _model_card(config, ckpt_dir: Path, tag: str, source: str) -> str:
         "",
         "# BERT pretrained with bertpt",
         "",
-        f"Masked-language modelling + next-sentence prediction, exported from `{ckpt_dir}` tag `{tag}` "
-        f"(weights from {source}).",
+        (
+            "Masked-language modelling + next-sentence prediction"
+            if nsp
+            else "Masked-language modelling only (MLM-only: no next-sentence prediction, so no pooler or NSP head)"
+        )
+        + f", exported from `{ckpt_dir}` tag `{tag}` (weights from {source}).",
         "",
         f"- layers {config.num_hidden_layers}, hidden {config.hidden_size}, heads {config.num_attention_heads}, "
         f"vocabulary {config.vocab_size}",
     ]
     lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in summary.items()]
+    auto = "AutoModelForPreTraining" if nsp else "AutoModelForMaskedLM"
     lines += [
         "",
         "```python",
-        "from transformers import AutoModelForPreTraining, AutoTokenizer",
-        "model = AutoModelForPreTraining.from_pretrained(PATH)",
+        f"from transformers import {auto}, AutoTokenizer",
+        f"model = {auto}.from_pretrained(PATH)",
         "tokenizer = AutoTokenizer.from_pretrained(PATH)",
         "```",
         "",
@@ -165,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         **cli.parser_options("bertpt-export"),
         description=(
             "Export a bertpt DeepSpeed checkpoint as a Hugging Face BertForPreTraining directory "
-            "(config.json, model.safetensors, tokenizer, README model card)."
+            "(BertForMaskedLM for a run trained MLM-only) (config.json, model.safetensors, tokenizer, README "
+            "model card)."
         ),
     )
     parser.add_argument(

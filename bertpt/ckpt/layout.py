@@ -15,7 +15,9 @@ Layout of <output_dir>/checkpoints/:
     step_000500_universal/   the tag converted to DeepSpeed's universal format (a resume on another
                              world size, see universal.py); never a candidate itself
     model_config.json        the BertConfig (for export without the training code)
-    bertpt.json              the tokenizer fingerprint (checked on resume and --init_from)
+    bertpt.json              the tokenizer fingerprint (checked on resume and --init_from) and the
+                             objective the run trains (format.OBJECTIVES; absent before it was recorded:
+                             mlm_nsp), which decides the export's class and refuses a resume on other data
     tokenizer/               the data's tokenizer (shipped with the export)
 
 "The last checkpoint" is one answer for resume, --init_from and export: `newest_good`, the newest
@@ -34,6 +36,7 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from bertpt.data.format import MLM_NSP
 from bertpt.errors import BertptError, is_rank0
 from bertpt.files import write_atomic
 
@@ -266,6 +269,13 @@ def read_tokenizer_hash(ckpt_dir: Path) -> str | None:
     """The tokenizer fingerprint a checkpoints directory was trained with (bertpt.json), None if unknown."""
     path = Path(ckpt_dir) / BERTPT_JSON
     return json.loads(path.read_text()).get("tokenizer_hash") if path.is_file() else None
+
+
+def read_objective(ckpt_dir: Path) -> str:
+    """The pretraining objective a checkpoints directory was trained for (bertpt.json): format.MLM_NSP or
+    format.MLM; MLM_NSP for checkpoints written before it was recorded."""
+    path = Path(ckpt_dir) / BERTPT_JSON
+    return (json.loads(path.read_text()).get("objective") if path.is_file() else None) or MLM_NSP
 
 
 def client_state(config: dict, ds_config: dict, tokenizer_hash: str, **extra) -> dict:

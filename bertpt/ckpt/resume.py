@@ -59,13 +59,20 @@ def find(resume: str, ckpt_dir: Path) -> layout.Checkpoint | None:
 
 
 def plan(
-    found: layout.Checkpoint | None, ds_config: dict, rank: int, world: int, model_config: dict, tokenizer_hash: str
+    found: layout.Checkpoint | None,
+    ds_config: dict,
+    rank: int,
+    world: int,
+    model_config: dict,
+    tokenizer_hash: str,
+    objective: str | None = None,
 ) -> Plan:
     """How to build the engine and what to load. Collective when the world size changed (every rank
     must call it): rank 0 converts to the universal format then, and reports the batch adjustment.
 
     Every check comes first, before anything is written (docs/checkpoints.md, "What resuming promises").
-    Raises BertptError: another model shape or tokenizer (layout.check_compatible); another ZeRO stage than
+    Raises BertptError: another model shape or tokenizer (layout.check_compatible); data of another objective
+    (`objective`, the data's; None: not compared) than the checkpoint was trained for; another ZeRO stage than
     the checkpoint's; on the same world size, a global batch (DeepSpeed's, from `ds_config`:
     universal.batch_sizes) other than the checkpoint's; on another world size, a global batch the new world
     size cannot keep or a position that is not a whole number of global batches; a failed conversion."""
@@ -81,6 +88,14 @@ def plan(
         fix_tokenizer="resume with the data it was trained on",
         tokenizer_dir=found.dir / layout.TOKENIZER_DIR,
     )
+    trained_for = layout.read_objective(found.dir)
+    if objective is not None and objective != trained_for:
+        # The weights would fit, but the loss, the logged metrics and the export's class would change mid-run.
+        raise BertptError(
+            f"checkpoint {found.path} was trained for objective {trained_for} but the data is prepared for "
+            f"{objective}; a resume cannot change the objective: resume with its data, or {RESUME_HINT} "
+            f"(--init_from {found.dir} keeps its weights)"
+        )
     saved = layout.read_position(found)
     where = f"checkpoint {found.path} ({universal.ranks(saved.world_size)})"
     stage = universal.zero_stage(ds_config)

@@ -29,7 +29,7 @@ class Sample(NamedTuple):
     position: int  # in the training stream (seeds its dynamic masks)
     tokens: np.ndarray  # int64 (length,): [CLS] A [SEP] B [SEP]; with static masking the masked inputs
     a_len: int  # length of [CLS] A [SEP]
-    is_random_next: int  # BERT's NSP label: 0 = B follows A, 1 = B is random
+    is_random_next: int | None  # BERT's NSP label: 0 = B follows A, 1 = B is random; None: MLM-only data
     static_masks: np.ndarray | None  # int64 (predictions, 2) rows (position, label); None unless static masking
 
 
@@ -43,6 +43,7 @@ class PretrainingData(Dataset):
         if split not in meta.splits:
             raise BertptError(f"{meta.directory} has no '{split}' split")
         self.static = meta.masking.static
+        self.nsp = meta.nsp  # MLM-only data: the label column is unused, samples carry None
         self.ids, self.idx, self.mlm = [], [], []
         for stem in meta.splits[split].shards:
             try:
@@ -65,7 +66,7 @@ class PretrainingData(Dataset):
         offset, length, a_len, is_random_next, m_offset, m_count = self.idx[shard][index - self.starts[shard]]
         tokens = np.asarray(self.ids[shard][offset : offset + length], dtype=np.int64)
         masks = np.asarray(self.mlm[shard][m_offset : m_offset + m_count]) if self.static else None
-        return Sample(position, tokens, int(a_len), int(is_random_next), masks)
+        return Sample(position, tokens, int(a_len), int(is_random_next) if self.nsp else None, masks)
 
 
 class StreamSampler:

@@ -7,7 +7,8 @@ the tests read it through `load_meta`. No other module opens meta.json or knows 
     tokenizer/                 the tokenizer (BertTokenizerFast.from_pretrained loads it)
     prepare.json               the settings, written before any chunk: a re-run must match them
     {train,val}-NNNNN.ids.npy  a chunk's instances' token ids back to back (see shards.py)
-    {train,val}-NNNNN.idx.npy  one int64 row per instance
+    {train,val}-NNNNN.idx.npy  one int64 row per instance (objective mlm: the NSP label column is 0 and
+                               unused, the segment-A length is the whole length: token type ids all 0)
     {train,val}-NNNNN.mlm.npy  static masking only: (position, label) rows
     chunk-NNNNN.json           a finished chunk's counts
     slice-I-of-N.json          a finished slice's reading counts
@@ -31,6 +32,13 @@ from bertpt.files import write_atomic
 
 FORMAT_VERSION = 2  # of the prepared directory; readers refuse other versions
 SPLITS = ("train", "val")
+
+# The pretraining objectives a directory can be prepared for (bertpt-prepare --objective):
+# MLM_NSP, Google's NSP instances `[CLS] A [SEP] B [SEP]` with a next-sentence label (BERT);
+# MLM, contiguous text packed to the full length, `[CLS] text [SEP]`, one segment and no label
+# (RoBERTa's FULL-SENTENCES packing, Liu et al. 2019, sec. 4.2, cut at the length rather than at a sentence).
+MLM_NSP, MLM = "mlm_nsp", "mlm"
+OBJECTIVES = (MLM_NSP, MLM)
 
 META_FILE = "meta.json"
 PREPARE_FILE = "prepare.json"
@@ -178,7 +186,14 @@ class Meta:
     # The share of the text's tokens (all documents kept, before instances are made) that are [UNK];
     # None in data prepared before it was recorded.
     unk_rate: float | None = None
+    # MLM_NSP or MLM (see OBJECTIVES); data prepared before the choice existed is MLM_NSP.
+    objective: str = MLM_NSP
     directory: Path | None = field(default=None, compare=False)
+
+    @property
+    def nsp(self) -> bool:
+        """Whether the instances carry a next-sentence label (objective MLM_NSP)."""
+        return self.objective == MLM_NSP
 
     def path(self, name: str) -> Path:
         """A file of the directory this was read from."""
@@ -217,6 +232,7 @@ class Meta:
             "seconds": self.seconds,
             "nsp_pairing": asdict(self.pairing),
             "unk_rate": self.unk_rate,
+            "objective": self.objective,
         }
 
     @classmethod
@@ -247,6 +263,7 @@ class Meta:
                 "read",
                 "seconds",
                 "unk_rate",
+                "objective",
             )
             if k in d
         }
@@ -286,11 +303,17 @@ def load_meta(data_dir: str | Path) -> Meta:
             f"format {FORMAT_VERSION}; prepare it again"
         )
     try:
-        return Meta.from_json(d, directory=data_dir)
+        meta = Meta.from_json(d, directory=data_dir)
     except KeyError as e:
         raise BertptError(f"{path} is incomplete (no {e}); prepare the data again") from None
     except (TypeError, ValueError, AttributeError) as e:
         raise BertptError(f"{path} is damaged ({e}); prepare the data again") from None
+    if meta.objective not in OBJECTIVES:
+        raise BertptError(
+            f"{path} names objective {meta.objective!r}, this bertpt knows {', '.join(OBJECTIVES)}; "
+            "prepare the data again"
+        )
+    return meta
 
 
 def write_meta(data_dir: str | Path, meta: Meta) -> None:

@@ -164,13 +164,15 @@ class MaskingCollator:
 
     def __call__(self, samples: list) -> dict[str, torch.Tensor]:
         """samples: `dataset.Sample`s. Returns int64 tensors input_ids, token_type_ids, attention_mask,
-        labels (batch, longest) and next_sentence_label (batch,)."""
+        labels (batch, longest) and next_sentence_label (batch,); no next_sentence_label when the samples
+        carry none (MLM-only data: `is_random_next` None), so that the model computes no NSP loss."""
         length = max(len(s.tokens) for s in samples)  # pad to the batch's longest, not max_seq_length
         B = len(samples)
         input_ids = torch.full((B, length), self.pad_id, dtype=torch.long)
         token_type_ids = torch.zeros((B, length), dtype=torch.long)
         attention_mask = torch.zeros((B, length), dtype=torch.long)
         labels = torch.full((B, length), -100, dtype=torch.long)
+        nsp = samples[0].is_random_next is not None
         next_sentence_label = torch.empty(B, dtype=torch.long)
         for row, (position, tokens, a_len, is_random_next, masks) in enumerate(samples):
             if masks is None:
@@ -183,14 +185,17 @@ class MaskingCollator:
             labels[row, :n] = torch.from_numpy(lab)
             token_type_ids[row, a_len:n] = 1
             attention_mask[row, :n] = 1
-            next_sentence_label[row] = is_random_next  # BERT's label: 0 = B follows A, 1 = B is random
-        return {
+            if nsp:
+                next_sentence_label[row] = is_random_next  # BERT's label: 0 = B follows A, 1 = B is random
+        batch = {
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
             "attention_mask": attention_mask,
             "labels": labels,
-            "next_sentence_label": next_sentence_label,
         }
+        if nsp:
+            batch["next_sentence_label"] = next_sentence_label
+        return batch
 
 
 class StaticMasker:
@@ -212,7 +217,11 @@ class StaticMasker:
         self.is_continuation = is_continuation  # None: mask single pieces; else whole words
 
     def __call__(self, x: Instance, rng: random.Random) -> Masks:
-        tokens = instance_tokens(self.flat, x, self.cls_id, self.sep_id)
+        return self.mask_tokens(instance_tokens(self.flat, x, self.cls_id, self.sep_id), rng)
+
+    def mask_tokens(self, tokens: list[int], rng: random.Random) -> Masks:
+        """The masks of one instance given as its ids ([CLS] and [SEP] are never candidates), drawn from
+        `rng` in Google's order; also for packed MLM-only instances (packing.py), which are no span pair."""
         cand_indexes: list[list[int]] = []
         cont = self.is_continuation
         for i, t in enumerate(tokens):

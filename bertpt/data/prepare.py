@@ -1,4 +1,5 @@
-"""bertpt-prepare: raw text → WordPiece tokenizer → Google NSP instances → sharded files + meta.json.
+"""bertpt-prepare: raw text → WordPiece tokenizer → Google NSP instances (or, with --objective mlm, text
+packed to the full length: packing.py) → sharded files + meta.json.
 
     bertpt-prepare corpus/ 'more/*.txt.gz' --output_dir data/wiki128 [--tokenizer vocab.txt]
     bertpt-prepare --hf_dataset wikimedia/wikipedia --hf_config 20231101.en --hf_streaming --output_dir ...
@@ -39,6 +40,8 @@ from bertpt.data.format import (
     CHUNK_GLOB,
     FORMAT_VERSION,
     META_FILE,
+    MLM_NSP,
+    OBJECTIVES,
     OWNED_NAME,
     PREPARE_FILE,
     TOKENIZER_DIR,
@@ -135,6 +138,14 @@ class PrepareConfig:
         "multi-node preparation, which needs one shared tokenizer first).",
     )
     # --- instances and masking
+    objective: str = _arg(
+        MLM_NSP,
+        "What the instances are for. mlm_nsp: BERT's masked LM + next-sentence prediction, Google's "
+        "create_pretraining_data.py instances [CLS] A [SEP] B [SEP]. mlm: masked LM only (RoBERTa's "
+        "FULL-SENTENCES): the documents' text packed contiguously to --max_seq_length, [CLS] text [SEP] with "
+        "[SEP] between documents, one segment, no next-sentence label (--short_seq_prob does not apply).",
+        choices=list(OBJECTIVES),
+    )
     max_seq_length: int = _arg(128, "Sequence length of an instance, [CLS] and [SEP]s included.")
     max_predictions_per_seq: int | None = _arg(
         None,
@@ -204,6 +215,8 @@ class PrepareConfig:
         cli.refuse_nan(self)
         if not self.output_dir:
             raise BertptError("--output_dir is required")
+        if self.objective not in OBJECTIVES:
+            raise BertptError(f"--objective must be one of {', '.join(OBJECTIVES)} (got {self.objective!r})")
         if not 8 <= self.max_seq_length <= 512:
             raise BertptError(f"--max_seq_length must be between 8 and 512 (got {self.max_seq_length})")
         if not 0.0 < self.masked_lm_prob < 1.0:
@@ -298,6 +311,13 @@ def _wipe(out: Path) -> None:
             p.unlink()
 
 
+def _claim_of(earlier: dict) -> dict:
+    """An earlier prepare.json as this release's claim: without the tokenizer hash, and with the
+    objective an earlier release's settings imply (they predate the choice: mlm_nsp)."""
+    settings = {"objective": MLM_NSP, **earlier.get("settings", {})}
+    return {**{k: v for k, v in earlier.items() if k != "tokenizer_hash"}, "settings": settings}
+
+
 def _check_unk_rate(cfg: PrepareConfig, tok, docs: Callable[[], Iterator[str]]) -> None:
     """Refuse (BertptError) or warn when too many tokens of the input's first documents are [UNK]."""
     sample = sample_texts(docs())
@@ -332,11 +352,11 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
                 f"--output_dir {out} already holds prepared data; pass --overwrite to replace it "
                 "or choose another directory"
             )
-        elif earlier is not None and {k: v for k, v in earlier.items() if k != "tokenizer_hash"} != claim:
+        elif earlier is not None and _claim_of(earlier) != claim:
             diff = sorted(
                 k
-                for k in {**claim["settings"], **earlier.get("settings", {})}
-                if claim["settings"].get(k) != earlier.get("settings", {}).get(k)
+                for k in {**claim["settings"], **_claim_of(earlier)["settings"]}
+                if claim["settings"].get(k) != _claim_of(earlier)["settings"].get(k)
             )
             raise BertptError(
                 f"--output_dir {out} holds an unfinished prepare with other settings (differing: "
@@ -498,7 +518,8 @@ def main(argv: list[str] | None = None) -> None:
         **cli.parser_options(PROG),
         description=(
             "Prepare raw text for BERT pretraining: train (or load) a WordPiece tokenizer and write Google-style "
-            "next-sentence-prediction instances to sharded, memory-mappable files, streaming, on all cores."
+            "next-sentence-prediction instances (or, with --objective mlm, text packed to the full length) to "
+            "sharded, memory-mappable files, streaming, on all cores."
         ),
     )
     parser.add_argument(
@@ -525,10 +546,11 @@ def main(argv: list[str] | None = None) -> None:
             return
         tr = meta.splits["train"]
         va = meta.splits.get("val")
-        pairing = meta.pairing.note()
+        pairing = meta.pairing.note() if meta.nsp else None
+        kind = f"{tr.random_next_fraction:.1%} random next" if meta.nsp else "MLM only, packed to the full length"
         print(
             f"wrote {tr.instances:,} training instances ({tr.documents:,} documents, {tr.tokens:,} "
-            f"tokens, {tr.random_next_fraction:.1%} random next) and {va.instances if va else 0:,} validation "
+            f"tokens, {kind}) and {va.instances if va else 0:,} validation "
             f"instances ({va.documents if va else 0:,} documents) to {cfg.output_dir} in {meta.seconds} s"
             + (f"; {pairing}" if pairing else "")
             + ("" if va else "; no validation split: training will evaluate on training instances")

@@ -8,9 +8,10 @@ number of workers or nodes, and a chunk whose files exist never needs redoing.
 
 Files of chunk k, split s in {train, val} (written under a temporary name, then renamed):
     s-k.ids.npy   instances' token ids back to back, [CLS] A [SEP] B [SEP] (uint16, or uint32 for
-                  vocabularies over 65,536)
+                  vocabularies over 65,536); objective mlm: [CLS] text [SEP] (packing.py)
     s-k.idx.npy   int64 rows (offset, length, length of [CLS] A [SEP], is_random_next, mask offset,
-                  mask count); the mask columns are 0 unless static masking
+                  mask count); the mask columns are 0 unless static masking; objective mlm: the
+                  length of [CLS] A [SEP] is the whole length (one segment) and is_random_next 0
     s-k.mlm.npy   static masking only: int64 rows (position, label); ids.npy then holds masked inputs
     chunk-k.json  the chunk's counts; written last, so its presence means the chunk is done
 (The names are format.py's, which owns the directory's contract.)
@@ -34,6 +35,7 @@ from bertpt.data.format import (
     IDS,
     IDX,
     MLM,
+    MLM_NSP,
     SLICE_GLOB,
     SPLITS,
     TOKENIZER_DIR,
@@ -51,6 +53,7 @@ from bertpt.data.format import (
 )
 from bertpt.data.instances import create_instances, documents_from_lengths
 from bertpt.data.masking import StaticMasker
+from bertpt.data.packing import pack, token_stream
 from bertpt.data.sentences import split_sentences
 from bertpt.data.tokenizer import load_tokenizer, special_ids
 from bertpt.errors import BertptError
@@ -104,6 +107,7 @@ class ChunkSettings:
     short_seq_prob: float
     dupe_factor: int
     masking: Masking
+    objective: str = MLM_NSP  # format.OBJECTIVES
 
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> ChunkSettings:
@@ -122,6 +126,7 @@ class ChunkSettings:
                 masked_lm_prob=s["masked_lm_prob"],
                 max_predictions_per_seq=s["max_predictions_per_seq"],
             ),
+            objective=s.get("objective", MLM_NSP),  # absent from settings recorded before the choice existed
         )
 
 
@@ -180,8 +185,10 @@ class ChunkWriter:
         unk_counts = {"text_tokens": len(flat), "unk_tokens": int(np.count_nonzero(flat == self.ids.unk))}
 
         # Hold out whole documents, so validation never sees a sentence of a training document.
+        # The same documents are held out for either objective, so that their held-out figures compare.
         n, f = len(docs), self.s.val_fraction
         n_val = held_out_count(n, f)
+        nsp = self.s.objective == MLM_NSP
         val = set(random.Random(chunk_seed(self.s.seed, "split", chunk)).sample(range(n), n_val))
         stats = {
             "chunk": chunk,
@@ -190,13 +197,13 @@ class ChunkWriter:
             # how this chunk kept every random-next B in another document (see held_out_count)
             "held_out_raised": int(n_val > round(f * n)),
             "no_held_out": int(f > 0 and 0 < n < MIN_CHUNK_DOCUMENTS),
-            "lone_documents": int(n == 1),
+            "lone_documents": int(n == 1 and nsp),
             **unk_counts,
             "splits": {},
         }
         for split in SPLITS:
             split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
-            if len(split_docs) < MIN_SPLIT_DOCUMENTS:
+            if len(split_docs) < (MIN_SPLIT_DOCUMENTS if nsp else 1):
                 continue  # only a lone training document (n == 1): no instance could pair it honestly
             rng = random.Random(chunk_seed(self.s.seed, split, chunk))
             masker = None
@@ -210,15 +217,19 @@ class ChunkWriter:
                     m.max_predictions_per_seq,
                     self.is_continuation if m.whole_word_mask else None,
                 )
-            instances = create_instances(
-                split_docs, self.s.max_seq_length, self.s.short_seq_prob, self.s.dupe_factor, rng, masker
-            )
             stem = shard_stem(split, chunk)
+            if nsp:
+                instances = create_instances(
+                    split_docs, self.s.max_seq_length, self.s.short_seq_prob, self.s.dupe_factor, rng, masker
+                )
+                written = self.write(stem, flat, instances)
+            else:
+                written = self.write_packed(stem, flat, split_docs, rng, masker)
             stats["splits"][split] = {
                 "stem": stem,
                 "documents": len(split_docs),
                 "sentences": sum(len(d) - 1 for d in split_docs),
-                **self.write(stem, flat, instances),
+                **written,
             }
         write_atomic(self.out / chunk_file(chunk), json.dumps(stats).encode())
         return stats
@@ -241,14 +252,39 @@ class ChunkWriter:
             ids[o + al - 1] = sep_id
             ids[o + al : o + length - 1] = flat[x.b_start : x.b_end]
             ids[o + length - 1] = sep_id
-        if self.s.masking.static:
-            counts = np.array([len(x.masks.positions) for x in instances], dtype=np.int64)
+        return self.save(stem, ids, idx, [x.masks for x in instances] if self.s.masking.static else None)
+
+    def write_packed(self, stem: str, flat: np.ndarray, documents, rng: random.Random, masker) -> dict:
+        """Objective mlm: the documents packed to the full length (packing.py), in an order shuffled by `rng`
+        once per --dupe_factor pass (each pass another order, so other cuts); static masks then drawn from
+        `rng` instance by instance."""
+        order: list = []
+        for _ in range(self.s.dupe_factor):
+            shuffled = list(documents)
+            rng.shuffle(shuffled)
+            order += shuffled
+        ids, lengths = pack(token_stream(order, flat, self.ids.sep), self.s.max_seq_length, self.ids.cls, self.ids.sep)
+        idx = np.zeros((len(lengths), 6), dtype=np.int64)
+        idx[:, 1] = lengths
+        idx[1:, 0] = np.cumsum(lengths[:-1])
+        idx[:, 2] = lengths  # one segment: "[CLS] A [SEP]" is the whole instance, token type ids all 0
+        masks = None
+        if masker is not None:
+            masks = [masker.mask_tokens(ids[o : o + n].tolist(), rng) for o, n in zip(idx[:, 0].tolist(), lengths)]
+        return self.save(stem, ids, idx, masks)
+
+    def save(self, stem: str, ids: np.ndarray, idx: np.ndarray, masks: list | None) -> dict:
+        """Write a split's shard files: ids, idx and, with static `masks` (one instances.Masks per row of
+        idx), the (position, label) rows, the inputs showing the masked tokens. Returns its counts."""
+        n = len(idx)
+        if masks is not None:
+            counts = np.array([len(x.positions) for x in masks], dtype=np.int64)
             idx[:, 5] = counts
             idx[1:, 4] = np.cumsum(counts[:-1])
-            mlm = np.array(
-                [(p, lab) for x in instances for p, lab in zip(x.masks.positions, x.masks.labels)], dtype=np.int64
-            ).reshape(-1, 2)
-            shown = np.array([s for x in instances for s in x.masks.replacements], dtype=np.int64)
+            mlm = np.array([(p, lab) for x in masks for p, lab in zip(x.positions, x.labels)], dtype=np.int64).reshape(
+                -1, 2
+            )
+            shown = np.array([s for x in masks for s in x.replacements], dtype=np.int64)
             ids[np.repeat(idx[:, 0], counts) + mlm[:, 0]] = shown  # the inputs show the masked tokens
             save_npy_atomic(self.out / (stem + MLM), mlm)
         save_npy_atomic(self.out / (stem + IDS), ids)
@@ -338,6 +374,7 @@ def merge(out: Path) -> Meta:
         seconds=max(x["seconds"] for x in slices.values()),
         pairing=NspPairing(min_split_documents=MIN_SPLIT_DOCUMENTS, **pairing),
         unk_rate=unk_rate(chunks),
+        objective=settings.objective,
         directory=out,
     )
     write_meta(out, meta)

@@ -78,6 +78,7 @@ class Config:
     seeds: int = 3
     sst2_max_train_samples: int = 2000
     max_train_samples: int | None = None  # every task (quick runs)
+    max_eval_samples: int | None = None  # every task's evaluation split (quick runs)
     tasks: tuple[str, ...] = TASKS
     rows: tuple[str, ...] = ROWS
     reference: Path | None = None
@@ -436,6 +437,8 @@ def finetune(cfg: Config, name: str, model_dir: Path) -> dict:
             cmd += ["--output_dir", str(d), "--seeds", str(cfg.seeds)]
             if cap:
                 cmd += ["--max_train_samples", str(int(cap))]
+            if cfg.max_eval_samples:
+                cmd += ["--max_eval_samples", str(cfg.max_eval_samples)]
             if cfg.learning_rate:
                 cmd += ["--learning_rate", str(cfg.learning_rate)]
             if cfg.epochs:
@@ -607,7 +610,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="check it end to end in minutes: 250 KB of corpus, 20 s per row, 1 seed, 100 train samples per task",
+        help="check it end to end in minutes: 250 KB of corpus, 20 s per row, 1 seed, 100 train and 200 evaluation "
+        "examples per task",
     )
     a = p.parse_args(argv)
     rows = tuple(x for x in a.rows.split(",") if x)
@@ -625,7 +629,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if a.quick:
         cfg.minutes, cfg.seeds, cfg.max_train_samples, cfg.corpus_bytes = 20 / 60, 1, 100, 250_000
         cfg.calibration_steps, cfg.vocab_size, cfg.eval_instances = 6, 8000, 256
-        cfg.sst2_max_train_samples = 100
+        cfg.sst2_max_train_samples, cfg.max_eval_samples = 100, 200
     return cfg
 
 

@@ -11,7 +11,7 @@ transformers.DataCollatorForLanguageModeling (mlm_probability 0.15: BERT's 80/10
 the DeepSpeed JSON's optimizer hyper-parameters (lr, betas, eps, weight_decay; no decay on biases and LayerNorm
 weights, as transformers' Trainer and bertpt do), its gradient clipping, and its WarmupDecayLR schedule as
 transformers.get_linear_schedule_with_warmup (the JSON's "auto" values resolved for --max_steps as bertpt-pretrain
-resolves them). fp32, or --precision bf16: the forward under torch.autocast(bfloat16), as users add it.
+resolves them). fp32, or --precision bf16: the forward under torch.autocast(bfloat16), as users add it. On a GPU when there is one.
 
 Writes OUT/hf (save_pretrained: model and tokenizer) and OUT/train.json: steps, sequences, real (non-padding)
 tokens, the loop's seconds (first step to last; no evaluation or saving inside it) and steps per second after the
@@ -74,7 +74,9 @@ def train(args: argparse.Namespace) -> dict:
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(meta.tokenizer_path()))
     ds_config = load_ds_config(args.deepspeed_config, max_steps=args.max_steps)
     batch = ds_config["train_micro_batch_size_per_gpu"] * ds_config.get("gradient_accumulation_steps", 1)
-    model = transformers.BertForPreTraining(bert_config(args.model, meta.vocab_size, meta.special_ids.pad)).train()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = transformers.BertForPreTraining(bert_config(args.model, meta.vocab_size, meta.special_ids.pad))
+    model = model.to(device).train()
     opt, sched, clip = optimizer_and_schedule(model, ds_config)
     collator = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     loader = torch.utils.data.DataLoader(
@@ -87,9 +89,15 @@ def train(args: argparse.Namespace) -> dict:
     )
     autocast = args.precision == "bf16"
     step, sequences, tokens, started, warm_at = 0, 0, 0, time.perf_counter(), None
-    while step < args.max_steps:
+
+    def done() -> bool:
+        over_time = args.max_seconds and step > WARM_STEPS and time.perf_counter() - started > args.max_seconds
+        return step >= args.max_steps or bool(over_time)
+
+    while not done():
         for b in loader:
-            with torch.autocast("cpu" if not torch.cuda.is_available() else "cuda", torch.bfloat16, enabled=autocast):
+            b = {k: v.to(device) for k, v in b.items()}
+            with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
                 loss = model(**b).loss
             loss.backward()
             if clip:
@@ -103,12 +111,11 @@ def train(args: argparse.Namespace) -> dict:
             if step == WARM_STEPS:
                 warm_at = time.perf_counter()
             if step % 50 == 0 or step == args.max_steps:
-                print(
-                    f"step {step}/{args.max_steps} loss {loss.item():.3f} {time.perf_counter() - started:.0f} s",
-                    flush=True,
-                )
-            if step == args.max_steps:
+                print(f"step {step}/{args.max_steps} loss {loss.item():.3f} {time.perf_counter() - started:.0f} s")
+            if done():
                 break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     rate = (step - WARM_STEPS) / (time.perf_counter() - warm_at) if warm_at and step > WARM_STEPS else step / seconds
     record = {
@@ -141,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=42, help="initial weights, data order and masks")
     p.add_argument("--no_save", action="store_true", help="write train.json only (a calibration run)")
+    p.add_argument(
+        "--max_seconds", type=float, help="stop earlier, after this many seconds (and at least 3 steps): calibration"
+    )
     args = p.parse_args(argv)
     with exit_on_error("benchmarks.hf_pretrain"):
         r = train(args)

@@ -263,7 +263,10 @@ def row_command(cfg: Config, row: str, data: dict[str, Path], out: Path, steps: 
         "--threads", cfg.threads,
         "--seed", cfg.seed,
     )  # fmt: skip
-    return cmd + (["--no_save"] if calibrate else [])
+    # a calibration run stops after --calibration_steps or a third of the budget (at most a minute), whichever
+    # comes first: bf16 autocast on a CPU without native bf16 takes about a minute per step
+    limit = max(10.0, min(60.0, cfg.minutes * 20))
+    return cmd + (["--no_save", "--max_seconds", f"{limit:g}"] if calibrate else [])
 
 
 def pretrain_row(cfg: Config, row: str, data: dict[str, Path]) -> dict:
@@ -336,7 +339,8 @@ def draw_masks(
 
 def heldout(data_dir: Path, out: Path, cfg: Config) -> Path:
     """The held-out instances of `data_dir`, masked once (`draw_masks`), as OUT/eval/<name>.npz (reused when
-    present): input_ids, token_type_ids, attention_mask, labels (N, L), next_sentence_label (N,)."""
+    present): input_ids, token_type_ids, attention_mask, labels (N, L), next_sentence_label (N,; -100 for
+    MLM-only data)."""
     if out.exists():
         return out
     from bertpt.data.dataset import PretrainingData
@@ -361,7 +365,8 @@ def heldout(data_dir: Path, out: Path, cfg: Config) -> Path:
         k = len(s.tokens)
         arrays["input_ids"][i, :k], arrays["labels"][i, :k], arrays["attention_mask"][i, :k] = x[i], y[i], 1
         arrays["token_type_ids"][i, s.a_len : k] = 1
-    arrays["next_sentence_label"] = np.array([s.is_random_next for s in samples], dtype=np.int64)
+    nsp = [-100 if s.is_random_next is None else s.is_random_next for s in samples]  # None: MLM-only data
+    arrays["next_sentence_label"] = np.array(nsp, dtype=np.int64)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".tmp"), "wb") as f:
         np.savez(f, **arrays)

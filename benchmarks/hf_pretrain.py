@@ -11,7 +11,8 @@ transformers.DataCollatorForLanguageModeling (mlm_probability 0.15: BERT's 80/10
 the DeepSpeed JSON's optimizer hyper-parameters (lr, betas, eps, weight_decay; no decay on biases and LayerNorm
 weights, as transformers' Trainer and bertpt do), its gradient clipping, and its WarmupDecayLR schedule as
 transformers.get_linear_schedule_with_warmup (the JSON's "auto" values resolved for --max_steps as bertpt-pretrain
-resolves them). fp32, or --precision bf16: the forward under torch.autocast(bfloat16), as users add it. On a GPU when there is one.
+resolves them). fp32, or --precision bf16: the forward under torch.autocast(bfloat16), as users add it. On the
+GPU when there is one.
 
 Writes OUT/hf (save_pretrained: model and tokenizer) and OUT/train.json: steps, sequences, real (non-padding)
 tokens, the loop's seconds (first step to last; no evaluation or saving inside it) and steps per second after the

@@ -1,7 +1,10 @@
 """Time-to-quality: which pretraining gives the better BERT for the same wall-clock budget (issue 13).
 
-    python -m benchmarks.time_to_quality --minutes 5 --glue_dir ../shared/data/glue --out runs/ttq [--reference DIR]
-    python -m benchmarks.time_to_quality --quick --glue_dir ../shared/data/glue --out runs/ttq-quick   # ~10 minutes
+    python -m benchmarks.time_to_quality --minutes 4 --glue_dir ../shared/data/glue --out runs/ttq [--reference DIR]
+    python -m benchmarks.time_to_quality --quick --glue_dir ../shared/data/glue --out runs/ttq-quick   # 10-20 minutes
+
+The defaults (4 rows x 4 minutes, 3 seeds, SST-2 capped at 1,000) are planned at about 75 minutes on a quiet 2-core
+CPU, most of it fine-tuning; the command prints its plan before it starts.
 
 On one corpus (the Python documentation, benchmarks/corpora.py, 10.0 MB; or --corpus FILE) and one WordPiece
 tokenizer (trained once by the first bertpt-prepare, reused by the second with --tokenizer), the same model
@@ -74,9 +77,9 @@ FINETUNE_RUN_OVERHEAD_S = 10.0  # per task and seed: model load, evaluation of t
 class Config:
     out: Path
     glue_dir: Path | None
-    minutes: float = 5.0
+    minutes: float = 4.0
     seeds: int = 3
-    sst2_max_train_samples: int = 2000
+    sst2_max_train_samples: int = 1000
     max_train_samples: int | None = None  # every task (quick runs)
     max_eval_samples: int | None = None  # every task's evaluation split (quick runs)
     tasks: tuple[str, ...] = TASKS
@@ -595,9 +598,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--out", type=Path, default=Path("runs/ttq"), help="output directory (default: runs/ttq)")
     p.add_argument("--glue_dir", type=Path, help="GLUE data in the official layout; without it no fine-tuning")
-    p.add_argument("--minutes", type=float, default=5.0, help="pretraining minutes per row (default: 5)")
+    p.add_argument("--minutes", type=float, default=4.0, help="pretraining minutes per row (default: 4)")
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per task (default: 3)")
-    p.add_argument("--sst2_max_train_samples", type=int, default=2000, help="SST-2's training cap (default: 2000)")
+    p.add_argument("--sst2_max_train_samples", type=int, default=1000, help="SST-2's training cap (default: 1000)")
     p.add_argument("--max_train_samples", type=int, help="cap every task's training examples (quick runs)")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"GLUE tasks (default: {','.join(TASKS)})")
     p.add_argument("--rows", default=",".join(ROWS), help=f"which rows (default: {','.join(ROWS)})")

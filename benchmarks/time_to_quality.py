@@ -520,6 +520,8 @@ def benchmark(cfg: Config) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.glue_dir and not Path(cfg.glue_dir).is_dir():
         raise BertptError(f"--glue_dir {cfg.glue_dir}: no such directory")
+    if cfg.reference and not (Path(cfg.reference) / "config.json").is_file():
+        raise BertptError(f"--reference {cfg.reference}: not a Hugging Face model directory (no config.json)")
     corpus = corpus_file(cfg)
     mb = corpus.stat().st_size / 1e6
     est = plan(cfg, mb)

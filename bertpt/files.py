@@ -22,12 +22,16 @@ def write_atomic(path: str | Path, data: str | bytes, fsync: bool = False) -> No
     rename (for files that publish something, e.g. a checkpoint's `latest`). Raises OSError."""
     path = Path(path)
     tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, `path` a directory, an interrupt: leave no temporary sibling behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:

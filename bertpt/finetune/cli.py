@@ -11,6 +11,8 @@ checked before the first fine-tune; results.json and the submission files are wr
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib
 import importlib.util
 import math
@@ -21,14 +23,19 @@ from pathlib import Path
 
 from bertpt import __version__, cli
 from bertpt.cli import arg as _arg
-from bertpt.errors import BertptError, exit_on_error
+from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.finetune import metrics, tasks
-from bertpt.finetune.results import LearningRateRun, Results, TaskResult
+from bertpt.finetune.results import RESULTS, LearningRateRun, Results, TaskResult
 
 PROG = "bertpt-finetune"
 DEFAULT_GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb")
 SMALL_TASK = 20_000  # tasks with fewer training examples get 3 seeds by default (the GLUE literature's practice)
 SMALL_TASK_SEEDS = 3
+# [CLS] a [SEP] b [SEP] leaves max_seq_length - 3 tokens to a sentence pair; below this, truncation cannot fit a
+# pair (the tokenizer then silently ignores max_length) and a single sentence keeps a word or two
+MIN_SEQ_LENGTH = 8
+BOOL = "true|false"  # the metavar of a switch (given alone it means true), not "[REGRESSION]"
+MAX_SEED = 2**32 - 1  # numpy's seeds (transformers.set_seed seeds numpy too)
 
 
 @dataclass
@@ -44,7 +51,8 @@ class FinetuneConfig:
     tasks: str | None = _arg(
         None,
         "GLUE tasks, comma-separated: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli. Default with "
-        f"--glue_dir: {','.join(DEFAULT_GLUE_TASKS)}.",
+        f"--glue_dir: those of {','.join(DEFAULT_GLUE_TASKS)} whose folders it holds (else every GLUE task "
+        "folder it holds).",
     )
     glue_dir: str | None = _arg(
         None,
@@ -60,7 +68,9 @@ class FinetuneConfig:
     test_file: str | None = _arg(None, "Your own task: an unlabelled test file to write predictions for.")
     text_columns: str | None = _arg(None, "Your own task: one text column, or two comma-separated (a sentence pair).")
     label_column: str = _arg("label", "Your own task: the label column.")
-    regression: bool = _arg(False, "Your own task: the labels are numbers to predict (a regression head).")
+    regression: bool = _arg(
+        False, "Your own task: the labels are numbers to predict (a regression head).", metavar=BOOL
+    )
     output_dir: str | None = _arg(
         None, "Required. Where results.json, tb/ (TensorBoard) and submission/ (test predictions) are written."
     )
@@ -85,15 +95,23 @@ class FinetuneConfig:
     max_eval_samples: int | None = _arg(None, "Evaluate on the first N examples of each evaluation split only.")
     tag: str | None = _arg(None, "A bertpt checkpoint tag (step_*) of MODEL to fine-tune instead of the newest one.")
     random_init: bool = _arg(
-        False, "Fine-tune MODEL's architecture and tokenizer from random weights (the baseline without pretraining)."
+        False,
+        "Fine-tune MODEL's architecture and tokenizer from random weights (the baseline without pretraining).",
+        metavar=BOOL,
     )
     all_checkpoints: bool = _arg(
-        False, "Fine-tune every checkpoint of the bertpt run MODEL and write score curves (CSV + PNG)."
+        False,
+        "Fine-tune every checkpoint of the bertpt run MODEL and write score curves (CSV + PNG).",
+        metavar=BOOL,
     )
 
     def validate(self) -> None:
-        """Raises BertptError naming the first flag that is wrong."""
+        """Raises BertptError naming the first flag that is wrong. Reads no file (but lists --glue_dir)."""
         cli.refuse_nan(self)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BertptError(f"--{f.name} must be a finite number (got {value})")
         if not self.model:
             raise BertptError(
                 "give the MODEL to fine-tune (a bertpt run or checkpoint, or a Hugging Face BERT directory)"
@@ -113,11 +131,47 @@ class FinetuneConfig:
             value = getattr(self, flag)
             if value is not None and value < 1:
                 raise BertptError(f"--{flag} must be >= 1 (got {value})")
+        if self.max_seq_length < MIN_SEQ_LENGTH:
+            raise BertptError(
+                f"--max_seq_length must be >= {MIN_SEQ_LENGTH} (got {self.max_seq_length}): [CLS] a [SEP] b [SEP] "
+                "needs 3 special tokens and room for both sentences"
+            )
         if self.seeds < 0:
             raise BertptError(f"--seeds must be >= 0 (got {self.seeds})")
+        last = MAX_SEED - max(self.seeds, SMALL_TASK_SEEDS) + 1
+        if not 0 <= self.seed <= last:
+            raise BertptError(
+                f"--seed must be in [0, {last}] (got {self.seed}): the seeds --seed, --seed+1, ... must fit "
+                f"numpy's [0, 2**32 - 1]"
+            )
         if self.tag and self.all_checkpoints:
             raise BertptError("--tag and --all_checkpoints exclude each other")
+        if self.random_init and self.all_checkpoints:
+            raise BertptError(
+                "--random_init and --all_checkpoints exclude each other (every checkpoint would be the same "
+                "random baseline); run --random_init once without --all_checkpoints"
+            )
         self.learning_rates(None)
+        self.check_task_names()
+
+    def check_task_names(self) -> list[str]:
+        """The GLUE task names of the run, checked: known tasks, each once, and no user task (--train_file,
+        named after its stem) with the name of one of them. Raises BertptError."""
+        if self.tasks is not None and not self.task_names():
+            raise BertptError(f"--tasks '{self.tasks}' names no task; give e.g. --tasks cola,mrpc (or leave it out)")
+        names = [tasks.glue_task(n).name for n in self.task_names()]  # an unknown name fails here
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise BertptError(f"--tasks names {', '.join(repeated)} more than once; give each task once")
+        if self.train_file:
+            stem = Path(self.train_file).stem
+            if stem.lower() in names:
+                raise BertptError(
+                    f"your task is named '{stem}' after --train_file {self.train_file}, like the GLUE task "
+                    f"{stem.lower()} of --tasks; rename the train file (its stem names the task), e.g. "
+                    f"my_{Path(self.train_file).name}"
+                )
+        return names
 
     def learning_rates(self, config) -> list[float]:
         """--learning_rate as numbers; "auto" asks default_learning_rate(config). Raises BertptError."""
@@ -134,9 +188,19 @@ class FinetuneConfig:
         return rates
 
     def task_names(self) -> list[str]:
-        if self.tasks:
+        """--tasks as given (lower case); without it, with --glue_dir: `default_glue_tasks`."""
+        if self.tasks is not None:
             return [t.strip().lower() for t in self.tasks.split(",") if t.strip()]
-        return list(DEFAULT_GLUE_TASKS) if self.glue_dir else []
+        return default_glue_tasks(self.glue_dir) if self.glue_dir else []
+
+
+def default_glue_tasks(glue_dir: str | Path) -> list[str]:
+    """The tasks of a --glue_dir without --tasks: those of DEFAULT_GLUE_TASKS whose folders (GLUE's download
+    layout: CoLA/, SST-2/, ...) it holds, else every GLUE task folder it holds, else DEFAULT_GLUE_TASKS (so
+    that loading says which folder is missing)."""
+    root = Path(glue_dir).expanduser()
+    present = [t for t in tasks.GLUE_TASKS if (root / tasks.glue_dir_name(t)).is_dir()]
+    return [t for t in DEFAULT_GLUE_TASKS if t in present] or present or list(DEFAULT_GLUE_TASKS)
 
 
 def default_learning_rate(config) -> float:
@@ -150,9 +214,7 @@ def default_learning_rate(config) -> float:
 
 def load_tasks(cfg: FinetuneConfig) -> list[tasks.TaskData]:
     """Every task's data, loaded (and so checked) before any fine-tune. Raises BertptError."""
-    names = cfg.task_names()
-    for name in names:
-        tasks.glue_task(name)  # an unknown name fails before any file is read
+    names = cfg.check_task_names()  # an unknown or repeated name fails before any file is read
     loaded = []
     for name in names:
         if cfg.glue_dir:
@@ -180,6 +242,27 @@ def seeds_for(cfg: FinetuneConfig, train_examples: int) -> list[int]:
     return [cfg.seed + k for k in range(n)]
 
 
+def check_output_dir(output_dir: str | Path) -> Path:
+    """Create --output_dir if needed and prove it writable (and its results.json, if there, a file), before any
+    model or data is loaded. Raises BertptError (one line)."""
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise BertptError(f"--output_dir {output_dir}: a file, not a directory; give a directory")
+    require_writable_dir(out, "--output_dir")
+    if (out / RESULTS).is_dir():
+        raise BertptError(f"--output_dir {output_dir}: {out / RESULTS} is a directory; remove it or use another one")
+    return out
+
+
+def remove_old_results(out: Path) -> None:
+    """Remove the results.json of an earlier run in `out` (saying so), so that a failed or interrupted rerun
+    cannot leave it looking like this run's results."""
+    old = out / RESULTS
+    if old.is_file():
+        old.unlink()
+        _say(f"removed {old} of an earlier run (this run writes a new one when it completes)")
+
+
 def finetune(cfg: FinetuneConfig, source=None) -> dict:
     """The whole command: load MODEL (unless `source`, a source.Source, is given) and every task, fine-tune
     each task with every learning rate and seed, write OUT/results.json and OUT/submission/ at the end.
@@ -194,11 +277,12 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
 
     start = time.perf_counter()
     cfg.validate()
+    out = check_output_dir(cfg.output_dir)
     if source is None:
         source = load_source(cfg.model, cfg.tag, cfg.random_init)
     data = load_tasks(cfg)
-    out = Path(cfg.output_dir)
     rates = cfg.learning_rates(source.config)
+    remove_old_results(out)  # everything is checked; from here on this run owns OUT
     if cfg.max_seq_length > source.config.max_position_embeddings:
         _warn(
             f"--max_seq_length {cfg.max_seq_length} is more than the model's {source.config.max_position_embeddings} "
@@ -236,7 +320,9 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
             per_seed, seconds, predictions = [], [], []
             for seed in seeds:
                 what = f"{task.name} lr {recipe.learning_rate:g} seed {seed}"
-                _say(f"{what}: fine-tuning on {n_train:,} examples, {cfg.epochs:g} epochs")
+                _say(
+                    f"{what}: fine-tuning on {n_train:,} examples, {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'}"
+                )
                 r = fine_tune(source, task_data, recipe, seed, out)
                 per_seed.append(r["metrics"])
                 seconds.append(r["seconds"])
@@ -261,7 +347,10 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
         ]
     results = Results(
         tasks=task_results,
-        average=metrics.glue_average({name: t.score for name, t in task_results.items()}),
+        # user tasks never enter the GLUE average, whatever they are called
+        average=metrics.glue_average(
+            {name: t.score for name, t in task_results.items() if not submissions[name][0].task.user_defined}
+        ),
         model=source.description,
         recipe={
             **asdict(recipes[0]),
@@ -283,7 +372,7 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
 def format_table(results: Results) -> str:
     """The console table: per task each metric's median over seeds and its min-max spread, the task's score,
     seeds and learning rate; then the GLUE average. Values in percent, as GLUE tables show them."""
-    rows = [("task", "metric", "median", "min-max", "score", "seeds", "lr")]
+    rows = [("task", "metric", "median", "min to max", "score", "seeds", "lr")]
     for name, t in results.tasks.items():
         for i, (metric, m) in enumerate(t.metrics.items()):
             first = i == 0
@@ -292,7 +381,7 @@ def format_table(results: Results) -> str:
                     name if first else "",
                     metric,
                     f"{100 * m.median:.2f}",
-                    f"{100 * m.min:.2f}-{100 * m.max:.2f}",
+                    f"{100 * m.min:.2f} to {100 * m.max:.2f}",  # not "-44.40--40.10"
                     f"{100 * t.score:.2f}" if first else "",
                     str(len(t.seeds)) if first else "",
                     f"{t.learning_rate:g}" if first else "",
@@ -327,14 +416,22 @@ def main(argv: list[str] | None = None) -> None:
             "TensorBoard logs and GLUE submission files."
         ),
     )
-    parser.add_argument("model_path", metavar="MODEL", nargs="?", help="The model to fine-tune (see --model).")
+    parser.add_argument(
+        "model_path",
+        metavar="MODEL",
+        nargs="?",
+        default=argparse.SUPPRESS,
+        help="The model to fine-tune (see --model).",
+    )
     with exit_on_error(PROG):
         cfg, ns = cli.parse(parser, argv)
-        if ns.model_path and cfg.model and ns.model_path != cfg.model:
-            raise BertptError(f"two models given: MODEL {ns.model_path} and --model {cfg.model}; give one")
-        cfg.model = cfg.model or ns.model_path
+        model_path = getattr(ns, "model_path", None)
+        if model_path and cfg.model and model_path != cfg.model:
+            raise BertptError(f"two models given: MODEL {model_path} and --model {cfg.model}; give one")
+        cfg.model = cfg.model or model_path
         if cfg.all_checkpoints:
             cfg.validate()
+            check_output_dir(cfg.output_dir)
             if importlib.util.find_spec("bertpt.finetune.curves") is None:
                 raise BertptError("--all_checkpoints is not available in this version of bertpt")
             importlib.import_module("bertpt.finetune.curves").score_curves(cfg)

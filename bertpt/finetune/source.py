@@ -6,7 +6,8 @@ Two kinds of MODEL:
   and export take); the weights are consolidated by the same code as bertpt-export
   (export.consolidated_state_dict: DeepSpeed's ZeRO-to-fp32, refusing non-finite weights), the
   configuration is its model_config.json, the tokenizer its tokenizer/ directory, checked against the
-  fingerprint the run recorded (bertpt.json), as --init_from checks it.
+  fingerprint the run recorded (bertpt.json), as --init_from checks it. An MLM-only run's pooler, which
+  pretraining never trained, is dropped (as its export drops it).
 - a Hugging Face BERT directory (config.json with model_type "bert" and weights): a bertpt export
   (BertForPreTraining, or BertForMaskedLM for the MLM-only objective), a local bert-base-uncased copy, or
   what BertForSequenceClassification / BertModel.save_pretrained wrote, with a tokenizer.json or only a
@@ -31,10 +32,12 @@ from pathlib import Path
 import torch
 
 from bertpt.ckpt import layout
+from bertpt.data.format import MLM_NSP
 from bertpt.errors import BertptError, one_line
 
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 ENCODER_PREFIX = "bert."  # BertForPreTraining / BertForMaskedLM / BertForSequenceClassification: the BertModel
+POOLER_PREFIX = "pooler."  # BertModel's pooler (dense + tanh on [CLS]), trained only by NSP in pretraining
 
 
 @dataclass
@@ -134,6 +137,10 @@ def _from_bertpt(model: str | Path, found: layout.Checkpoint, random_init: bool)
     if not random_init:
         full, _ = consolidated_state_dict(found.dir, found.tag)
         state_dict = _encoder(full)
+        if layout.read_objective(found.dir) != MLM_NSP:  # the objective format.MLM (mlm only)
+            # an MLM-only run never trained the pooler (no NSP loss reaches it): drop it, as its export
+            # (BertForMaskedLM, bertpt.ckpt.export) does, so that both give the same fine-tuning numbers
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(POOLER_PREFIX)}
     try:
         position = layout.read_position(found)
     except BertptError:  # a tag without bertpt_state.json still has weights; it just has no position to report

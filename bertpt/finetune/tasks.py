@@ -34,6 +34,8 @@ import csv
 import difflib
 import io
 import json
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +52,15 @@ class Task:
     text_columns: 1 name (single sentence) or 2 (a sentence pair, encoded with token type ids 0/1).
     labels: class names in label-id order; None for a regression task (one float per example).
     metrics: the names of its metrics (see `bertpt.finetune.metrics.compute`).
+    user_defined: a user's task (`load_files`), never a GLUE task even if it is named like one (it is left out
+        of the GLUE average and written with its own submission file names).
     """
 
     name: str
     text_columns: tuple[str, ...]
     labels: tuple[str, ...] | None
     metrics: tuple[str, ...]
+    user_defined: bool = False
 
     @property
     def is_regression(self) -> bool:
@@ -252,7 +257,8 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise BertptError(f"{path}: no such file")
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a leading byte-order mark (Excel's "CSV UTF-8" writes one) is not part of the first column name
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise BertptError(f"{path}: not UTF-8 text ({one_line(e)})") from None
     except OSError as e:
@@ -560,6 +566,39 @@ def _label_key(value) -> str:
     return str(value)
 
 
+def _check_class_label(value, where: str) -> None:
+    """Refuse a classification label that is no class: an empty cell or NaN. Raises BertptError."""
+    key = _label_key(value).strip()
+    if key == "":
+        raise BertptError(f"{where}: the label is empty; every example needs a label")
+    if key.lower() == "nan" or (isinstance(value, float) and math.isnan(value)):
+        raise BertptError(f"{where}: the label is NaN; every example needs a label")
+
+
+# More distinct all-numeric training labels than this look like scores to predict, not classes.
+MAX_NUMERIC_CLASSES = 20
+
+
+def _check_not_scores(labels: tuple[str, ...], path: Path) -> None:
+    """Many distinct labels that are all numbers are most likely scores (a regression task) given without
+    --regression: an error when some are fractional (3.25 is no class id), a warning when all are integers
+    (they may be class ids). Raises BertptError."""
+    if len(labels) <= MAX_NUMERIC_CLASSES:
+        return
+    try:
+        numbers = [float(v) for v in labels]
+    except ValueError:
+        return
+    said = f"{path}: {len(labels)} distinct numeric labels ({labels[0]} ... {labels[-1]})"
+    if not all(x.is_integer() for x in numbers):
+        raise BertptError(f"{said} taken as classes; for numbers to predict use --regression")
+    print(
+        f"bertpt: warning: {said}: fine-tuned as {len(labels)} classes; if they are scores, use --regression",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _class_order(values: set[str]) -> list[str]:
     """Sorted label names; integer-looking labels in numeric order ("2" before "10")."""
     try:
@@ -583,9 +622,11 @@ def load_files(
     (integer-looking ones numerically), ids in that order; a validation label not among them is an error.
     `regression`: the labels are floats. The test file, when given, needs no label column (its labels
     are not read). The task is named after the train file's stem; its metrics are accuracy and macro F1
-    (classification) or Pearson and Spearman (regression). Ids are row numbers (0-based).
-    Raises BertptError (one line) for a missing file, an unknown suffix, a missing column (naming the
-    columns the file has), an empty split, an unseen validation label, a non-numeric regression label."""
+    (classification) or Pearson and Spearman (regression). Ids are row numbers (0-based). A leading UTF-8
+    byte-order mark is ignored. Raises BertptError (one line) for a missing file, an unknown suffix, a missing
+    column (naming the columns the file has), an empty split, an empty or NaN classification label, more than
+    MAX_NUMERIC_CLASSES distinct fractional numeric labels without `regression`, an unseen validation label,
+    a non-numeric regression label; warns (one line) for that many integer ones."""
     text_columns = tuple(text_columns)
     if len(text_columns) not in (1, 2):
         raise BertptError(f"--text_columns names {len(text_columns)} columns; give one or two (a sentence pair)")
@@ -601,7 +642,11 @@ def load_files(
             split.labels = [_float_label(v, f"{path} line {n}") for n, v in raw]
         metrics = ("pearson", "spearman")
     else:
+        for raw, path in ((train_raw, paths[0]), (validation_raw, paths[1])):
+            for n, v in raw:
+                _check_class_label(v, f"{path} line {n}")
         labels = tuple(_class_order({_label_key(v) for _, v in train_raw}))
+        _check_not_scores(labels, paths[0])
         index = {name: k for k, name in enumerate(labels)}
         train.labels = [index[_label_key(v)] for _, v in train_raw]
         for n, v in validation_raw:
@@ -615,5 +660,5 @@ def load_files(
     test = []
     if test_file is not None:
         test = [_user_split(Path(test_file).expanduser(), "test", text_columns, None)[0]]
-    task = Task(paths[0].stem, text_columns, labels, metrics)
+    task = Task(paths[0].stem, text_columns, labels, metrics, user_defined=True)
     return TaskData(task, train, [validation], test, f"files {paths[0]}")

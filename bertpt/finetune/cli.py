@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import importlib.util
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -273,7 +274,7 @@ def finetune(cfg: FinetuneConfig, source=None) -> dict:
 def run(cfg: FinetuneConfig, source=None) -> Results:
     """`finetune`, returning the Results."""
     from bertpt.finetune.source import load_source
-    from bertpt.finetune.train import Recipe, fine_tune
+    from bertpt.finetune.train import Recipe, fine_tune, tb_dir
 
     start = time.perf_counter()
     cfg.validate()
@@ -320,6 +321,8 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
             per_seed, seconds, predictions = [], [], []
             for seed in seeds:
                 what = f"{task.name} lr {recipe.learning_rate:g} seed {seed}"
+                # an earlier run's events in the same directory would show as a second curve in TensorBoard
+                shutil.rmtree(tb_dir(out, task.name, recipe.learning_rate, seed), ignore_errors=True)
                 _say(
                     f"{what}: fine-tuning on {n_train:,} examples, {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'}"
                 )
@@ -371,8 +374,9 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
 
 def format_table(results: Results) -> str:
     """The console table: per task each metric's median over seeds and its min-max spread, the task's score,
-    seeds and learning rate; then the GLUE average. Values in percent, as GLUE tables show them."""
-    rows = [("task", "metric", "median", "min to max", "score", "seeds", "lr")]
+    seeds and learning rate; then the GLUE average. Values in percent, as GLUE tables show them; a spread
+    reads "min..max" ("-44.40..-40.10")."""
+    rows = [("task", "metric", "median", "min..max", "score", "seeds", "lr")]
     for name, t in results.tasks.items():
         for i, (metric, m) in enumerate(t.metrics.items()):
             first = i == 0
@@ -381,7 +385,7 @@ def format_table(results: Results) -> str:
                     name if first else "",
                     metric,
                     f"{100 * m.median:.2f}",
-                    f"{100 * m.min:.2f} to {100 * m.max:.2f}",  # not "-44.40--40.10"
+                    f"{100 * m.min:.2f}..{100 * m.max:.2f}",  # one cell, and not "-44.40--40.10"
                     f"{100 * t.score:.2f}" if first else "",
                     str(len(t.seeds)) if first else "",
                     f"{t.learning_rate:g}" if first else "",

@@ -112,6 +112,11 @@ def build_model(source: Source, data: TaskData, seed: int):
     return model
 
 
+def tb_dir(out_dir: str | Path, task_name: str, learning_rate: float, seed: int) -> Path:
+    """The TensorBoard directory of one fine-tune: out_dir/tb/<task>/lr<lr>_seed<seed>."""
+    return Path(out_dir) / "tb" / task_name / f"lr{learning_rate:g}_seed{seed}"
+
+
 def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir: Path | None = None) -> dict:
     """Fine-tune `source` on `data` with `recipe` and `seed`; predict every evaluation and test split.
 
@@ -138,7 +143,7 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
 
     model = build_model(source, data, seed)
     with tempfile.TemporaryDirectory(prefix="bertpt-finetune-") as tmp:
-        log_dir = Path(out_dir) / "tb" / task.name / f"lr{recipe.learning_rate:g}_seed{seed}" if out_dir else None
+        log_dir = tb_dir(out_dir, task.name, recipe.learning_rate, seed) if out_dir else None
         writer = SummaryWriter(log_dir=str(log_dir)) if log_dir else None
         args = TrainingArguments(
             output_dir=tmp,  # Trainer wants one; with save_strategy "no" it stays empty

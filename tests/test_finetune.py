@@ -19,11 +19,12 @@ from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertFo
 from bertpt.ckpt.export import consolidated_state_dict
 from bertpt.errors import BertptError
 from bertpt.finetune import cli
-from bertpt.finetune.results import LearningRateRun, Results, TaskResult
+from bertpt.finetune.results import LearningRateRun, MetricSummary, Results, TaskResult
 from bertpt.finetune.source import checkpoint_sources, load_source
 from bertpt.finetune.tasks import load_files
 from bertpt.finetune.train import Recipe, build_model, fine_tune
 
+from tests.ckpt_fakes import release_run
 from tests.helpers import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "release_0_1"
@@ -247,11 +248,14 @@ def test_results_summaries_and_round_trip(tmp_path):
 
 def test_table():
     lines = cli.format_table(_results()).splitlines()
-    assert lines[0].split() == ["task", "metric", "median", "min-max", "score", "seeds", "lr"]
-    assert lines[1].split() == ["cola", "matthews_correlation", "40.00", "30.00-50.00", "40.00", "3", "2e-05"]
-    assert lines[2].split() == ["mrpc", "f1", "90.00", "90.00-90.00", "85.00", "1", "5e-05"]
-    assert lines[3].split() == ["accuracy", "80.00", "80.00-80.00"]
+    assert lines[0].split() == ["task", "metric", "median", "min..max", "score", "seeds", "lr"]
+    assert lines[1].split() == ["cola", "matthews_correlation", "40.00", "30.00..50.00", "40.00", "3", "2e-05"]
+    assert lines[2].split() == ["mrpc", "f1", "90.00", "90.00..90.00", "85.00", "1", "5e-05"]
+    assert lines[3].split() == ["accuracy", "80.00", "80.00..80.00"]
     assert lines[4].split() == ["GLUE", "average", "62.50"]
+    r = _results()
+    r.tasks["cola"].metrics["matthews_correlation"] = MetricSummary.of([-0.444, -0.401])  # negative: unambiguous
+    assert cli.format_table(r).splitlines()[1].split()[3] == "-44.40..-40.10"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +282,25 @@ def test_default_learning_rate_and_seeds():
         (["m", "--output_dir", "o"], "give --tasks (GLUE), --glue_dir"),
         (["--glue_dir", "g", "--output_dir", "o"], "give the MODEL"),
         (["m", "--glue_dir", "g", "--output_dir", "o", "--tasks", "cola,sst3"], "sst3"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--tasks", "mrpc,cola,mrpc"], "names mrpc more than once"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--tasks", "SST-2,sst2"], "names sst2 more than once"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--tasks="], "--tasks '' names no task"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--tasks", " , "], "names no task"),
+        (
+            ["m", "--tasks", "mrpc", "--train_file", "x/MRPC.csv", "--validation_file", "v.csv", "--text_columns", "s"]
+            + ["--output_dir", "o"],
+            "your task is named 'MRPC' after --train_file x/MRPC.csv, like the GLUE task mrpc of --tasks; rename the "
+            "train file (its stem names the task), e.g. my_MRPC.csv",
+        ),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--max_seq_length", "7"], "--max_seq_length must be >= 8"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--epochs", "inf"], "--epochs must be a finite number"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--seed", "-5"], "--seed must be in [0, 4294967293]"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--seed", "4294967294"], "--seed must be in [0, 4294967293]"),
+        (["m", "--glue_dir", "g", "--output_dir", "o", "--seeds", "5", "--seed", "4294967292"], "[0, 4294967291]"),
+        (
+            ["m", "--glue_dir", "g", "--output_dir", "o", "--all_checkpoints", "--random_init"],
+            "--random_init and --all_checkpoints exclude each other",
+        ),
     ],
 )
 def test_bad_flags_are_one_line(tmp_path, capsys, argv, message):
@@ -287,6 +310,103 @@ def test_bad_flags_are_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and err[0].startswith("bertpt-finetune: error:") and message in err[0]
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_validation_accepts_the_edges():
+    cli.FinetuneConfig(model="m", glue_dir="g", output_dir="o", max_seq_length=8, seed=2**32 - 3).validate()
+    cli.FinetuneConfig(model="m", glue_dir="g", output_dir="o", seed=0, seeds=1).validate()
+
+
+@pytest.mark.parametrize("case", ["a_file", "results_json_a_directory", "under_proc"])
+def test_output_dir_is_checked_before_the_model(tmp_path, capsys, case):
+    out = {"a_file": tmp_path / "file", "results_json_a_directory": tmp_path / "out", "under_proc": Path("/proc/o")}[
+        case
+    ]
+    if case == "a_file":
+        out.write_text("x")
+    if case == "results_json_a_directory":
+        (out / "results.json").mkdir(parents=True)
+    # the model does not exist: the output directory is refused first, before anything is loaded
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(tmp_path / "no_model"), "--glue_dir", "g", "--output_dir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith(f"bertpt-finetune: error: --output_dir {out}")
+    assert "no_model" not in err[0]
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_results_write_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "results.json").mkdir()
+    with pytest.raises(OSError):
+        _results().write(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_default_tasks_of_a_glue_dir(tmp_path):
+    for d in ("MRPC", "RTE", "QNLI", "notes"):
+        (tmp_path / "a" / d).mkdir(parents=True)
+    (tmp_path / "b" / "QNLI").mkdir(parents=True)
+    (tmp_path / "b" / "RTE").mkdir()
+    (tmp_path / "c").mkdir()
+    assert cli.FinetuneConfig(glue_dir=str(tmp_path / "a")).task_names() == ["mrpc"]  # the shipped ones present
+    assert cli.FinetuneConfig(glue_dir=str(tmp_path / "b")).task_names() == ["qnli", "rte"]  # else every one present
+    assert cli.FinetuneConfig(glue_dir=str(tmp_path / "c")).task_names() == ["cola", "sst2", "mrpc", "stsb"]
+
+
+def test_mlm_only_checkpoint_has_no_pooler_like_its_export(tmp_path, bertpt_weights):
+    from bertpt.ckpt.export import export_hf
+
+    ckpt = release_run(tmp_path) / "checkpoints"
+    (ckpt / "bertpt.json").write_text(
+        json.dumps({**json.loads((ckpt / "bertpt.json").read_text()), "objective": "mlm"})
+    )
+    source = load_source(ckpt.parent)
+    assert not any(k.startswith("pooler.") for k in source.state_dict)
+    assert_same(source.state_dict, {k: v for k, v in bertpt_weights.items() if not k.startswith("pooler.")})
+    exported = load_source(export_hf(ckpt, tmp_path / "hf"))
+    assert "BertForMaskedLM" in exported.description
+    assert_same(source.state_dict, exported.state_dict)  # the same encoder either way: the same fine-tuning numbers
+    assert "pooler.dense.weight" in load_source(CKPT).state_dict  # MLM + NSP (0.1 recorded no objective): kept
+
+
+def test_user_task_named_like_glue_and_a_rerun(tmp_path, capsys):
+    """A user task called mrpc is no GLUE task (not in the GLUE average, its own submission names); a rerun
+    removes the earlier results.json at the start and replaces its TensorBoard directory."""
+    _user_task(tmp_path)
+    shutil.copy(tmp_path / "train.jsonl", tmp_path / "mrpc.jsonl")
+    out = tmp_path / "out"
+    cfg = cli.FinetuneConfig(
+        model=str(CKPT),
+        train_file=str(tmp_path / "mrpc.jsonl"),
+        validation_file=str(tmp_path / "dev.jsonl"),
+        test_file=str(tmp_path / "dev.jsonl"),
+        text_columns="s",
+        label_column="y",
+        output_dir=str(out),
+        epochs=1.0,
+        seeds=1,
+        batch_size=8,
+        max_train_samples=8,
+        learning_rate="1e-3",
+    )
+    first = cli.run(cfg)
+    assert list(first.tasks) == ["mrpc"] and first.average is None
+    assert [Path(f).name for f in first.tasks["mrpc"].submission] == ["mrpc_test.tsv"]
+    assert "GLUE average" not in cli.format_table(first)
+    said = capsys.readouterr().out
+    assert "8 examples, 1 epoch\n" in said.replace("\r", "") and "removed" not in said
+    tb = out / "tb" / "mrpc" / "lr0.001_seed42"
+    events = {p.name for p in tb.glob("events.out.tfevents.*")}  # training's writer and the evaluation's
+    assert len(events) == 2
+
+    (out / "results.json").write_text('{"stale": true}')
+    (tb / "events.out.tfevents.old").write_text("")
+    again = cli.run(cfg)
+    said = capsys.readouterr().out
+    assert f"removed {out / 'results.json'} of an earlier run" in said
+    assert Results.read(out) == again and again.tasks["mrpc"].score == first.tasks["mrpc"].score
+    now = {p.name for p in tb.glob("events.out.tfevents.*")}
+    assert len(now) == 2 and not now & events and not (tb / "events.out.tfevents.old").exists()
 
 
 def test_console_script():

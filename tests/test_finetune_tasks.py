@@ -405,3 +405,57 @@ def test_user_file_errors_are_one_line(tmp_path):
     assert "give one or two" in error(text_columns=("a", "b", "c"))
     _write(tmp_path / "bad.tsv", ["sentence\tlabel", "a\tpos\textra"])
     assert error(train="bad.tsv") == f"{tmp_path / 'bad.tsv'} line 2: 3 columns, the header has 2"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_user_files_with_a_byte_order_mark(tmp_path, suffix):
+    # Excel's "CSV UTF-8" starts the file with U+FEFF; read as plain UTF-8 it would name the first column "\ufefftext"
+    rows = {
+        ".csv": ["text,label", "good,pos", "bad,neg"],
+        ".tsv": ["text\tlabel", "good\tpos", "bad\tneg"],
+        ".jsonl": [json.dumps({"text": "good", "label": "pos"}), json.dumps({"text": "bad", "label": "neg"})],
+    }[suffix]
+    path = tmp_path / f"train{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(r + "\n" for r in rows).encode())
+    data = load_files(path, path, text_columns=("text",), label_column="label")
+    assert data.train.texts == [("good",), ("bad",)] and data.task.labels == ("neg", "pos")
+    assert data.train.labels == [1, 0] and data.task.user_defined
+
+
+def test_user_labels_empty_nan_or_scores(tmp_path, capsys):
+    _write(tmp_path / "ok.csv", ["s,y", "a,pos", "b,neg"])
+    _write(tmp_path / "empty.csv", ["s,y", "a,pos", "b,", "c,neg"])
+    _write(tmp_path / "blank.tsv", ["s\ty", "a\tpos", "b\t  "])
+    _write(tmp_path / "nan.csv", ["s,y", "a,pos", "b,NaN"])
+    _write(tmp_path / "nan.jsonl", [json.dumps({"s": "a", "y": 1}), '{"s": "b", "y": NaN}'])
+
+    def error(train, dev="ok.csv"):
+        with pytest.raises(BertptError) as e:
+            load_files(tmp_path / train, tmp_path / dev, text_columns=("s",), label_column="y")
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    assert error("empty.csv") == f"{tmp_path / 'empty.csv'} line 3: the label is empty; every example needs a label"
+    assert error("ok.csv", dev="empty.csv").startswith(f"{tmp_path / 'empty.csv'} line 3: the label is empty")
+    assert error("blank.tsv").startswith(f"{tmp_path / 'blank.tsv'} line 3: the label is empty")
+    assert error("nan.csv") == f"{tmp_path / 'nan.csv'} line 3: the label is NaN; every example needs a label"
+    assert error("nan.jsonl").startswith(f"{tmp_path / 'nan.jsonl'} line 2: the label is NaN")
+
+    # scores given without --regression: 30 distinct fractional numbers are refused, 30 integers only warned about
+    _write(tmp_path / "scores.csv", ["s,y", *(f"w{k},{k / 7:.3f}" for k in range(30))])
+    assert error("scores.csv", dev="scores.csv") == (
+        f"{tmp_path / 'scores.csv'}: 30 distinct numeric labels (0.000 ... 4.143) taken as classes; "
+        "for numbers to predict use --regression"
+    )
+    capsys.readouterr()
+    _write(tmp_path / "ints.csv", ["s,y", *(f"w{k},{k}" for k in range(30))])
+    data = load_files(tmp_path / "ints.csv", tmp_path / "ints.csv", text_columns=("s",), label_column="y")
+    assert data.task.num_labels == 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"bertpt: warning: {tmp_path / 'ints.csv'}: 30 distinct numeric labels (0 ... 29): fine-tuned as 30 "
+        "classes; if they are scores, use --regression"
+    ]
+    _write(tmp_path / "twenty.csv", ["s,y", *(f"w{k},{k / 7:.3f}" for k in range(20))])  # 20: still classes
+    assert load_files(tmp_path / "twenty.csv", tmp_path / "twenty.csv", text_columns=("s",), label_column="y")
+    assert capsys.readouterr().err == ""

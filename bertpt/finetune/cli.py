@@ -428,8 +428,8 @@ def main(argv: list[str] | None = None) -> None:
         help="The model to fine-tune (see --model).",
     )
     with exit_on_error(PROG):
-        cfg, ns = cli.parse(parser, argv)
-        model_path = getattr(ns, "model_path", None)
+        cfg, *rest = cli.parse(parser, argv)  # no Namespace of other flags when MODEL (default: SUPPRESS) is absent
+        model_path = getattr(rest[0], "model_path", None) if rest else None
         if model_path and cfg.model and model_path != cfg.model:
             raise BertptError(f"two models given: MODEL {model_path} and --model {cfg.model}; give one")
         cfg.model = cfg.model or model_path

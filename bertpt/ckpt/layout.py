@@ -273,7 +273,7 @@ def read_tokenizer_hash(ckpt_dir: Path) -> str | None:
 
 def read_objective(ckpt_dir: Path) -> str:
     """The pretraining objective a checkpoints directory was trained for (bertpt.json): format.MLM_NSP or
-    format.MLM; MLM_NSP for checkpoints written before it was recorded."""
+    format.MLM_ONLY; MLM_NSP for checkpoints written before it was recorded."""
     path = Path(ckpt_dir) / BERTPT_JSON
     return (json.loads(path.read_text()).get("objective") if path.is_file() else None) or MLM_NSP
 

@@ -35,10 +35,10 @@ SPLITS = ("train", "val")
 
 # The pretraining objectives a directory can be prepared for (bertpt-prepare --objective):
 # MLM_NSP, Google's NSP instances `[CLS] A [SEP] B [SEP]` with a next-sentence label (BERT);
-# MLM, contiguous text packed to the full length, `[CLS] text [SEP]`, one segment and no label
+# MLM_ONLY, contiguous text packed to the full length, `[CLS] text [SEP]`, one segment and no label
 # (RoBERTa's FULL-SENTENCES packing, Liu et al. 2019, sec. 4.2, cut at the length rather than at a sentence).
-MLM_NSP, MLM = "mlm_nsp", "mlm"
-OBJECTIVES = (MLM_NSP, MLM)
+MLM_NSP, MLM_ONLY = "mlm_nsp", "mlm"  # (not "MLM": that name is the .mlm.npy shard suffix below)
+OBJECTIVES = (MLM_NSP, MLM_ONLY)
 
 META_FILE = "meta.json"
 PREPARE_FILE = "prepare.json"
@@ -186,7 +186,7 @@ class Meta:
     # The share of the text's tokens (all documents kept, before instances are made) that are [UNK];
     # None in data prepared before it was recorded.
     unk_rate: float | None = None
-    # MLM_NSP or MLM (see OBJECTIVES); data prepared before the choice existed is MLM_NSP.
+    # MLM_NSP or MLM_ONLY (see OBJECTIVES); data prepared before the choice existed is MLM_NSP.
     objective: str = MLM_NSP
     directory: Path | None = field(default=None, compare=False)
 

@@ -137,7 +137,7 @@ def _from_bertpt(model: str | Path, found: layout.Checkpoint, random_init: bool)
     if not random_init:
         full, _ = consolidated_state_dict(found.dir, found.tag)
         state_dict = _encoder(full)
-        if layout.read_objective(found.dir) != MLM_NSP:  # the objective format.MLM (mlm only)
+        if layout.read_objective(found.dir) != MLM_NSP:  # the objective format.MLM_ONLY
             # an MLM-only run never trained the pooler (no NSP loss reaches it): drop it, as its export
             # (BertForMaskedLM, bertpt.ckpt.export) does, so that both give the same fine-tuning numbers
             state_dict = {k: v for k, v in state_dict.items() if not k.startswith(POOLER_PREFIX)}

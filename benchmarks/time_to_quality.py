@@ -89,6 +89,7 @@ class Config:
     model: str = "bert-mini"
     deepspeed_config: str = "ds_configs/zero0.json"
     threads: int = 2
+    finetune_threads: int | None = None  # evaluation and fine-tuning; None: threads
     calibration_steps: int = 20
     vocab_size: int = 30522
     eval_instances: int = 2048
@@ -141,23 +142,23 @@ def steps_for_budget(budget_s: float, steps_per_s: float) -> int:
 # ------------------------------------------------------------------------------------ Subprocesses
 
 
-def env(cfg: Config) -> dict[str, str]:
-    """Every row's processes: the same thread count; this checkout first on the path; DeepSpeed's accelerator
-    as the caller set it (DS_ACCELERATOR=cpu here)."""
+def env(cfg: Config, threads: int | None = None) -> dict[str, str]:
+    """Every row's processes: the same thread count (`threads`, default --threads); this checkout first on the path;
+    DeepSpeed's accelerator as the caller set it (DS_ACCELERATOR=cpu here)."""
     e = dict(os.environ)
-    e["OMP_NUM_THREADS"] = str(cfg.threads)
+    e["OMP_NUM_THREADS"] = str(threads or cfg.threads)
     e["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p])
     return e
 
 
-def run(cmd: list[str], cfg: Config, log: Path) -> float:
+def run(cmd: list[str], cfg: Config, log: Path, threads: int | None = None) -> float:
     """Run `cmd` with its output appended to `log`; its wall seconds. BertptError (naming the log) on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(log, "a") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env(cfg), cwd=REPO)
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env(cfg, threads), cwd=REPO)
     if rc:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
         raise BertptError(f"{cmd[2] if cmd[1] == '-m' else cmd[0]} failed (exit {rc}): {tail[0]} (log: {log})")
@@ -452,7 +453,7 @@ def finetune(cfg: Config, name: str, model_dir: Path) -> dict:
             if cfg.epochs:
                 cmd += ["--epochs", str(cfg.epochs)]
             print(f"{name}: fine-tuning {','.join(group)} ({cfg.seeds} seed(s){f', {int(cap)} train' if cap else ''})")
-            run(cmd, cfg, cfg.out / "logs" / f"finetune-{name}.log")
+            run(cmd, cfg, cfg.out / "logs" / f"finetune-{name}.log", cfg.finetune_threads)
         tasks.update(json.loads((d / "results.json").read_text())["tasks"])
     return tasks
 
@@ -551,7 +552,7 @@ def benchmark(cfg: Config) -> dict:
         rows.append(ref)
     for r in rows:
         if r["row"] in ROWS or same_vocab(Path(r["hf_dir"]), data["nsp"]):
-            r.update(score(Path(r["hf_dir"]), sets, cfg.threads))
+            r.update(score(Path(r["hf_dir"]), sets, cfg.finetune_threads or cfg.threads))
         if cfg.glue_dir:
             name = r["row"] if r["row"] in ROWS else "reference"
             tasks = finetune(cfg, name, Path(r["hf_dir"]))
@@ -573,9 +574,12 @@ def benchmark(cfg: Config) -> dict:
         "wall_seconds": round(time.time() - started, 1),
     }
     write_atomic(cfg.out / "results.json", json.dumps(result, indent=2, default=float))
+    ft = cfg.finetune_threads
+    ft_threads = f" ({ft} for evaluation and fine-tuning)" if ft and ft != cfg.threads else ""
     md = (
         f"Time-to-quality, {cfg.model}, {cfg.minutes:.3g} min pretraining per row, one row after the other on "
-        f"{machine()}, {cfg.threads} thread(s); corpus {corpus.name} ({mb:.1f} MB).\n\n{render(lines, True)}\n"
+        f"{machine()}, {cfg.threads} thread(s){ft_threads}; corpus {corpus.name} ({mb:.1f} MB).\n\n"
+        f"{render(lines, True)}\n"
     )
     write_atomic(cfg.out / "results.md", md)
     print("\n" + render(lines))
@@ -611,6 +615,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--model", default="bert-mini", help="bertpt model preset for every row (default: bert-mini)")
     p.add_argument("--deepspeed_config", default="ds_configs/zero0.json", help="bertpt's preset; its hyper-parameters")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads per row (all cores)")
+    p.add_argument(
+        "--finetune_threads",
+        type=int,
+        help="threads of the evaluation and fine-tuning (default: --threads); pretraining rows always use --threads",
+    )
     p.add_argument("--calibration_steps", type=int, default=20, help="steps of each row's calibration run")
     p.add_argument("--vocab_size", type=int, default=30522, help="the WordPiece vocabulary to train (default: BERT's)")
     p.add_argument("--eval_instances", type=int, default=2048, help="held-out instances scored (default: 2048)")
@@ -633,6 +642,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         sst2_max_train_samples=a.sst2_max_train_samples, max_train_samples=a.max_train_samples,
         tasks=tuple(t for t in a.tasks.split(",") if t), rows=rows,
         reference=a.reference, corpus=a.corpus, model=a.model, deepspeed_config=a.deepspeed_config, threads=a.threads,
+        finetune_threads=a.finetune_threads,
         calibration_steps=a.calibration_steps, vocab_size=a.vocab_size, eval_instances=a.eval_instances,
         learning_rate=a.learning_rate, epochs=a.epochs, seed=a.seed, quick=a.quick,
     )  # fmt: skip

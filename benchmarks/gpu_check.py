@@ -735,52 +735,83 @@ def execute(row: Row, ctx: Context) -> Result:
         return Result(ERROR, one_line(e, 150), detail=f"{type(e).__name__}: {one_line(e)}")
 
 
-def run_row(row: Row, ctx: Context, timeout: float, out: Path, run_id: str) -> dict:
-    """Run `row` in a forked child under `timeout` seconds; returns the record written to results.jsonl."""
+def run_row(row: Row, ctx: Context, timeout: float, out: Path, run_id: str, spawn: bool = False) -> dict:
+    """Run `row` in a child process of its own process group (a timeout kills what it started too, e.g. nvcc)
+    under `timeout` seconds: forked from this process, or with `spawn` a fresh interpreter running this script
+    (--_row). The child appends its result to OUT/results.jsonl; a child killed or dead gets a record from here.
+    Returns the row's record."""
     base = {"run": run_id, "row": row.name, "kind": row.kind, "device": ctx.device, "quick": ctx.quick}
-    base["budget_s"] = round(timeout, 1)
+    base |= {"budget_s": round(timeout, 1), "started": time.time()}
     with open(out / "log.txt", "a") as log:
         log.write(f"\n===== {row.name} ({time.strftime('%H:%M:%S')}, budget {timeout:.0f} s) =====\n")
     sys.stdout.flush()
     sys.stderr.flush()
-    t0 = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # the child: its own process group (a timeout kills what it started, e.g. nvcc), output to the log
-        code = 1
-        try:
-            os.setsid()
-            fd = os.open(out / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            result = execute(row, ctx)
-            write_result(out / "results.jsonl", base | asdict(result) | {"seconds": time.perf_counter() - t0})
-            code = 0
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    status = None
-    while status is None:
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status = wait_status
-        elif time.perf_counter() - t0 > timeout:
-            kill_group(pid)
+    if spawn:
+        spec = json.dumps({"row": row.name, "ctx": asdict(ctx), "out": str(out), "base": base})
+        with open(out / "log.txt", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--_row", spec],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        pid, poll, reap = proc.pid, proc.poll, proc.wait
+    else:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setsid()
+                fd = os.open(out / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                child_row(row, ctx, out, base)
+                code = 0
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+
+        def poll() -> int | None:  # Popen.poll's convention: -N for signal N
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                return None
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+        def reap() -> None:
             os.waitpid(pid, 0)
+
+    while (rc := poll()) is None:
+        if time.time() - base["started"] > timeout:
+            kill_group(pid)
+            reap()
             record = base | asdict(Result(TIMEOUT, f"killed after {timeout:.0f} s", detail="see log.txt"))
-            record["seconds"] = time.perf_counter() - t0
-            write_result(out / "results.jsonl", record)
-            return record
-        else:
-            time.sleep(0.05)
+            write_result(out / "results.jsonl", record | {"seconds": time.time() - base["started"]})
+            return record | {"seconds": time.time() - base["started"]}
+        time.sleep(0.05)
     found = [r for r in read_results(out) if r.get("run") == run_id and r["row"] == row.name]
     if found:
         return found[-1]
-    how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+    how = f"signal {-rc}" if rc < 0 else f"exit {rc}"
     record = base | asdict(Result(ERROR, f"the row's process died ({how})", detail="see log.txt"))
-    record["seconds"] = time.perf_counter() - t0
+    record["seconds"] = time.time() - base["started"]
     write_result(out / "results.jsonl", record)
     return record
+
+
+def child_row(row: Row, ctx: Context, out: Path, base: dict) -> None:
+    """In the row's process: run it and append its record."""
+    result = execute(row, ctx)
+    write_result(out / "results.jsonl", base | asdict(result) | {"seconds": time.time() - base["started"]})
+
+
+def spawned_row(spec: str) -> None:
+    """--_row SPEC: the child of a --spawn run (SPEC: the row, its context, OUT and its record's base, as JSON)."""
+    s = json.loads(spec)
+    ctx = Context(**s["ctx"])
+    (row,) = [r for r in rows(ctx.quick) if r.name == s["row"]]
+    child_row(row, ctx, Path(s["out"]), s["base"])
 
 
 def kill_group(pid: int) -> None:
@@ -879,13 +910,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(0: 300 on a GPU, 900 with --device cpu or --quick).",
     )
     p.add_argument("--seed", type=int, default=0, help="Seed of weights, batches and gradients.")
+    p.add_argument(
+        "--spawn",
+        action="store_true",
+        help="Start each row in a fresh interpreter instead of a fork of this process (a few seconds more a row; "
+        "for a platform where forking after importing torch misbehaves).",
+    )
     # Tests only: a planted fault in a row (ROW: its mismatch; ROW:hang: it sleeps past a 2 s budget).
     p.add_argument("--plant", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--_row", help=argparse.SUPPRESS)  # internal: the child of --spawn
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args._row:
+        spawned_row(args._row)
+        return 0
     with exit_on_error("gpu_check"):
         return check(args)
     return 2  # not reached: exit_on_error exits
@@ -938,7 +979,8 @@ def check(args: argparse.Namespace) -> int:
         flush=True,
     )
     t_start = time.perf_counter()
-    preimport(args.device)
+    if not args.spawn:
+        preimport(args.device)
 
     builds = start_jit_builds(out) if args.device == "cuda" and {"fused_adam", "fused_lamb"} & set(chosen) else []
     records = []
@@ -951,7 +993,7 @@ def check(args: argparse.Namespace) -> int:
                 record |= asdict(Result(SKIP, f"total limit {total:.0f} s reached")) | {"seconds": 0, "budget_s": 0}
                 write_result(out / "results.jsonl", record)
             else:
-                record = run_row(row, ctx, min(budgets[row.name], left), out, run_id)
+                record = run_row(row, ctx, min(budgets[row.name], left), out, run_id, args.spawn)
             records.append(record)
             print(
                 f"gpu_check: [{i}/{len(todo)}] {row.name}: {record['status']} ({record['seconds']:.1f} s) "

@@ -1,6 +1,6 @@
-"""benchmarks/gpu_check.py: its CPU mode (every row a CPU can run, tiny sizes) passes, its files say so, a planted
-mismatch and a hung row make it fail without stopping the other rows; the optimizer comparison the CUDA rows use
-tells agreeing optimizers from disagreeing ones."""
+"""benchmarks/gpu_check.py: its CPU mode (every row a CPU can run, tiny sizes) passes and its files say so; a planted
+mismatch and a hung row make it fail, the hung row cut at its budget while the others run; the optimizer comparison
+that the CUDA-only rows run tells agreeing optimizers from disagreeing ones."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def test_cpu_quick_passes_then_a_planted_mismatch_and_a_hung_row_fail(tmp_path):
     assert "n/a on CPU" in table_row(table, "fused_lamb") and "PASS" in table_row(table, "save_resume")
     assert "===== save_resume" in (out / "log.txt").read_text()
 
-    # --only reruns two rows: one with a planted mismatch, one planted to hang (its budget cut to 2 s)
-    cmd += ["--only", "unpad,model_fp32", "--plant", "unpad:hang", "--plant", "model_fp32"]
+    # --only reruns two rows: one with a planted mismatch, one planted to hang (its budget cut to 2 s); each in a
+    # fresh interpreter this time (--spawn), the other way to start a row
+    cmd += ["--only", "unpad,model_fp32", "--plant", "unpad:hang", "--plant", "model_fp32", "--spawn"]
     proc = run(cmd, timeout=300, check=False)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     got = results(out)

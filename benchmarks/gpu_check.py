@@ -75,6 +75,8 @@ from bertpt.errors import BertptError, exit_on_error, one_line  # noqa: E402
 PASS, FAIL, NA, ERROR, TIMEOUT, SKIP, INFO, DONE = "PASS", "FAIL", "n/a", "ERROR", "TIMEOUT", "SKIP", "info", "done"
 HANG = "hang"  # --plant ROW:hang (tests): the row sleeps past its budget, which the plant also cuts to HANG_BUDGET_S
 HANG_BUDGET_S = 2.0
+# bertpt dependencies the GPU machine's image lacks and benchmarks/gpu_wheels.sh does not carry: no row may import them
+NOT_ON_GPU_IMAGE = ("datasets", "blingfire")
 
 
 # ------------------------------------------------------------------------------------ Rows
@@ -680,7 +682,7 @@ def speed_row(s: Speed, quick: bool) -> Callable[[Context], Result]:
 
         def short(x: dict) -> str:
             mfu = f", MFU {x['mfu']:.1%}" if x["mfu"] else ""
-            return f"{x['tokens_per_s']:,.0f} tok/s, {x['seq_per_s']:,.1f} seq/s, {x['tflops']:.1f} TFLOPS{mfu}"
+            return f"{x['tokens_per_s']:,.0f} tok/s, {x['seq_per_s']:,.1f} seq/s, {x['tflops']:.3g} TFLOPS{mfu}"
 
         return Result(
             DONE,
@@ -801,9 +803,12 @@ def run_row(row: Row, ctx: Context, timeout: float, out: Path, run_id: str, spaw
 
 
 def child_row(row: Row, ctx: Context, out: Path, base: dict) -> None:
-    """In the row's process: run it and append its record."""
+    """In the row's process: run it and append its record, with the modules it imported that the GPU machine's
+    image lacks (NOT_ON_GPU_IMAGE: there, the row would fail to import them; CI sees it here)."""
     result = execute(row, ctx)
-    write_result(out / "results.jsonl", base | asdict(result) | {"seconds": time.time() - base["started"]})
+    record = base | asdict(result) | {"seconds": time.time() - base["started"]}
+    record["imported_not_on_gpu_image"] = [m for m in NOT_ON_GPU_IMAGE if m in sys.modules]
+    write_result(out / "results.jsonl", record)
 
 
 def spawned_row(spec: str) -> None:

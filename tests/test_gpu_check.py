@@ -38,6 +38,7 @@ def test_cpu_quick_passes_then_a_planted_mismatch_and_a_hung_row_fail(tmp_path):
     names = [r.name for r in rows(ctx_quick=True)]
     got = results(out)
     assert list(got) == names  # every row, one line each, in plan order
+    assert all(r["imported_not_on_gpu_image"] == [] for r in got.values())  # no datasets, no blingfire
     for name in CORRECTNESS_ON_CPU:
         assert got[name]["status"] == "PASS", got[name]
     for name in CUDA_ONLY:

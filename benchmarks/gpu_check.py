@@ -705,7 +705,7 @@ def rows(ctx_quick: bool) -> list[Row]:
         Row("model_bf16", "correctness", 45, 120, row_model_bf16),
         Row("unpad", "correctness", 45, 120, row_unpad),
         Row("fp16_overflow", "correctness", 45, 120, row_fp16_overflow),
-        Row("save_resume", "correctness", 60, 180, row_save_resume),
+        Row("save_resume", "correctness", 90, 180, row_save_resume),
         Row("fused_adam", "correctness", 150, 60, row_fused_adam),
         Row("fused_lamb", "correctness", 150, 60, row_fused_lamb),
     ]
@@ -833,11 +833,15 @@ def read_results(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def start_jit_builds(out: Path) -> list[int]:
+JIT_OPS = {"FusedAdamBuilder": "fused_adam", "FusedLambBuilder": "fused_lamb"}  # DeepSpeed builder: op name
+
+
+def start_jit_builds(out: Path) -> dict[int, str]:
     """CUDA: JIT-build FusedAdam and FusedLamb now, one child each, while the first rows run; their rows then load
-    the built ops (torch's extension loader waits for a build in progress). Output: OUT/jit_build.log."""
-    pids = []
-    for builder in ("FusedAdamBuilder", "FusedLambBuilder"):
+    the built ops (torch's extension loader waits for a build in progress). Output: OUT/jit_build.log. Returns
+    {pid: op name}."""
+    builds = {}
+    for builder, op in JIT_OPS.items():
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
@@ -847,11 +851,11 @@ def start_jit_builds(out: Path) -> list[int]:
                 fd = os.open(out / "jit_build.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
-                import deepspeed.ops.op_builder as op_builder
+                from deepspeed.accelerator import get_accelerator
 
                 t0 = time.perf_counter()
-                getattr(op_builder, builder)().load()
-                print(f"gpu_check: {builder} built and loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+                get_accelerator().create_op_builder(builder).load()
+                print(f"gpu_check: {op} built (or found) and loaded in {time.perf_counter() - t0:.1f} s", flush=True)
                 code = 0
             except Exception:  # noqa: BLE001 -- the row that loads it reports the failure
                 traceback.print_exc()
@@ -859,8 +863,23 @@ def start_jit_builds(out: Path) -> list[int]:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        pids.append(pid)
-    return pids
+        builds[pid] = op
+    return builds
+
+
+def stop_jit_builds(builds: dict[int, str]) -> None:
+    """Kill the builds still running (their rows are done or were skipped), and remove the lock that torch's
+    extension loader leaves in a killed build's directory: the next run would wait for it forever."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    for pid, op in builds.items():
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            continue
+        kill_group(pid)
+        os.waitpid(pid, 0)
+        for lock in [*root.glob(f"*/{op}/lock"), *root.glob(f"{op}/lock")]:  # <root>/py312_cu130/fused_adam/lock
+            lock.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ The table
@@ -987,7 +1006,7 @@ def check(args: argparse.Namespace) -> int:
     if not args.spawn:
         preimport(args.device)
 
-    builds = start_jit_builds(out) if args.device == "cuda" and {"fused_adam", "fused_lamb"} & set(chosen) else []
+    builds = start_jit_builds(out) if args.device == "cuda" and set(JIT_OPS.values()) & set(chosen) else {}
     records = []
     try:
         for i, row in enumerate(todo, 1):
@@ -1006,9 +1025,7 @@ def check(args: argparse.Namespace) -> int:
                 flush=True,
             )
     finally:
-        for pid in builds:
-            kill_group(pid)
-            os.waitpid(pid, 0)
+        stop_jit_builds(builds)
     text = table(read_results(out), names, run_id)
     code = exit_code(records)
     verdict = {0: "all rows ran and passed", 1: "a correctness row failed", 3: "incomplete: rows missing"}[code]

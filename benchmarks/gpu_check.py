@@ -22,9 +22,10 @@ Rows (`--only` takes these names; each row's limits are in the table):
                  hyper-parameters
   fused_lamb     DeepSpeed's FusedLamb (CUDA kernel, JIT-built) vs bertpt.optim.Lamb (the CPU fallback that
                  claims the kernel's arithmetic), 5 steps, zero0_lamb.json's hyper-parameters
-  fp16_overflow  a DeepSpeed engine from ds_configs/zero2_fp16.json (dynamic loss scaling): steps whose gradients
-                 overflow are skipped (weights untouched), the scale halves after `hysteresis` of them, and the
-                 steps after are applied with finite losses
+  fp16_overflow  a DeepSpeed engine from ds_configs/zero2_fp16.json (dynamic loss scaling), once a step was
+                 applied: steps whose gradients overflow (the loss x 1e8) are skipped with the weights untouched,
+                 the loss scale halves within `hysteresis` of them, and the two steps after are applied with
+                 finite losses
   save_resume    2 steps, bertpt's checkpoint save, 2 more; a fresh engine resumed through bertpt's resume.load
                  runs the same 2 steps: losses and weights must be bitwise equal (deterministic algorithms on;
                  ds_configs/zero2.json: bf16 on a GPU, dropout on)
@@ -870,6 +871,8 @@ def start_jit_builds(out: Path) -> dict[int, str]:
 def stop_jit_builds(builds: dict[int, str]) -> None:
     """Kill the builds still running (their rows are done or were skipped), and remove the lock that torch's
     extension loader leaves in a killed build's directory: the next run would wait for it forever."""
+    if not builds:
+        return
     from torch.utils.cpp_extension import get_default_build_root
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
@@ -972,7 +975,7 @@ def preimport(device: str) -> None:
 def check(args: argparse.Namespace) -> int:
     # Before torch: DeepSpeed's accelerator, and torch's CUDA checks through NVML in this parent, so that the forked
     # rows can still initialise CUDA (a parent that initialised it would leave its children unable to).
-    os.environ.setdefault("DS_ACCELERATOR", args.device)
+    os.environ["DS_ACCELERATOR"] = args.device
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     plan = rows(args.quick)

@@ -420,14 +420,17 @@ def row_fused_lamb(ctx: Context) -> Result:
     )
 
 
-def engine_for(ctx: Context, preset: str, model, max_steps: int = 20):
+def engine_for(ctx: Context, preset: str, model, max_steps: int = 20, schedule: bool = True):
     """bertpt's engine (bertpt.engine.build_engine) from ds_configs/PRESET.json with the rows' micro batch
-    (and, --quick, small ZeRO buckets). Returns (engine, the DeepSpeed config)."""
+    (and, --quick, small ZeRO buckets); without `schedule`, the JSON's scheduler dropped (a constant learning
+    rate: WarmupDecayLR's first steps have lr 0, which changes no weight). Returns (engine, the DeepSpeed config)."""
     from bertpt.config import load_ds_config
     from bertpt.engine import build_engine, check_ds_config
 
     path = str(REPO / "ds_configs" / f"{preset}.json")
     cfg = load_ds_config(path, max_steps=max_steps)
+    if not schedule:
+        cfg.pop("scheduler", None)
     cfg["train_micro_batch_size_per_gpu"], cfg["gradient_accumulation_steps"] = ctx.sizes.batch, 1
     if ctx.quick and cfg.get("zero_optimization", {}).get("stage"):
         # DeepSpeed's default 5e8-element ZeRO buckets: allocated per gradient hook, seconds a step on a CPU
@@ -454,7 +457,8 @@ def row_fp16_overflow(ctx: Context) -> Result:
 
     distributed.init()
     torch.manual_seed(ctx.seed)
-    engine, cfg = engine_for(ctx, "zero2_fp16", BertForPreTraining(bert_config(ctx.sizes.model, ctx.sizes.vocab)))
+    model = BertForPreTraining(bert_config(ctx.sizes.model, ctx.sizes.vocab))
+    engine, cfg = engine_for(ctx, "zero2_fp16", model, schedule=False)  # every applied step changes the weights
     hysteresis = int(cfg["fp16"].get("hysteresis", 2))
     batches = iter(synthetic_batches(ctx, WARMUP_STEPS + hysteresis + 2))
     factor = 1.0 if ctx.plant else OVERFLOW_FACTOR
@@ -467,7 +471,8 @@ def row_fp16_overflow(ctx: Context) -> Result:
         engine.backward(out.loss * loss_factor)
         engine.step()
         changed = any(not torch.equal(a, p) for a, p in zip(before, engine.module.parameters()))
-        log.append((kind, float(out.loss), engine.skipped_steps > skipped, changed, float(engine.optimizer.loss_scale)))
+        loss, scale = float(out.loss.detach()), float(engine.optimizer.loss_scale)
+        log.append((kind, loss, engine.skipped_steps > skipped, changed, scale))
         return log[-1]
 
     while len(log) < WARMUP_STEPS and (not log or log[-1][2]):

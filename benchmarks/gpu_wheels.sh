@@ -46,8 +46,13 @@ esac
 # Import checks from clean --target directories (nothing but the wheels in them).
 check=$(mktemp -d)
 trap 'rm -rf "$check"' EXIT
-PY312=${PYTHON312:-$(command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -1 || true)}
-if [ -n "$PY312" ] && "$PY312" -c "" 2>/dev/null; then
+PY312=${PYTHON312:-}
+if [ -z "$PY312" ]; then  # the first python3.12 that runs (a pyenv shim may exist and refuse)
+  for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
+    if "$candidate" -c "" 2>/dev/null; then PY312=$candidate; break; fi
+  done
+fi
+if [ -n "$PY312" ]; then
   "$PY312" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --target "$check/py312" \
     "$DIR"/*.whl
   PYTHONPATH="$check/py312" "$PY312" -s -c "

@@ -34,7 +34,8 @@ Rows (`--only` takes these names; each row's limits are in the table):
                  the same batches: tokens/s, sequences/s, model TFLOPS, MFU, and bertpt's speed-up; bert-base
                  and bert-large at 128 and 512 tokens, bf16 then fp16 (--quick: bert-tiny, 64 tokens, fp32)
 
-Each row runs in a child process of its own (forked, so torch and transformers are imported once), under its own
+Each row runs in a child process of its own (forked, so torch and transformers are imported once; --spawn: a fresh
+interpreter), in a session of its own (a timeout kills what it started too, e.g. nvcc), under its own
 time budget (printed first; --timeout_scale stretches them), and the whole run under --total_limit: a hung row
 is killed and the rest go on. Each row's result is appended to OUT/results.jsonl as soon as it has one; the
 rows' output goes to OUT/log.txt, the table to OUT/table.txt and stdout. On a CUDA device the JIT builds of

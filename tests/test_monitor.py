@@ -8,7 +8,6 @@ import json
 import os
 
 import pytest
-import torch.distributed as dist
 
 from bertpt.config import resolve_auto
 from bertpt.errors import BertptError
@@ -36,22 +35,6 @@ def clean_wandb_env(monkeypatch, tmp_path):
         monkeypatch.delenv(var)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-
-
-@pytest.fixture
-def deepspeed_world_of_one(tmp_path, monkeypatch):
-    """DeepSpeed's comm over a one-process gloo group (its monitors ask it for the rank)."""
-    import deepspeed
-
-    from bertpt.distributed import skip_shm_comm_build
-
-    for var, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
-        monkeypatch.setenv(var, value)
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    skip_shm_comm_build()
-    deepspeed.init_distributed(dist_backend="gloo")
-    yield
-    dist.destroy_process_group()
 
 
 def test_presets_write_tensorboard_under_the_output_dir(tmp_path):
@@ -132,9 +115,7 @@ def train_metrics(step: int, generation: int) -> dict[str, float]:
     }
 
 
-def test_reporter_writes_every_backend_each_step_once_across_a_resume(
-    tmp_path, clean_wandb_env, deepspeed_world_of_one
-):
+def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, clean_wandb_env, monitor_world_of_one):
     """A run logs steps 1..5 and stops; its resume from step 2 logs 3..7 (with other values, so that the test
     sees which write won). Every backend then holds steps 1..7 once, the first write of 3..5, equal across
     TensorBoard (float32), the CSV files and W&B; both W&B processes wrote to the one run id of the directory."""
@@ -184,6 +165,6 @@ def test_reporter_writes_every_backend_each_step_once_across_a_resume(
         assert history[tag] == [(s, pytest.approx(v)) for s, v in points], tag
 
 
-def test_a_monitor_whose_package_is_missing_is_one_error(tmp_path, deepspeed_world_of_one):
+def test_a_monitor_whose_package_is_missing_is_one_error(tmp_path, monitor_world_of_one):
     with pytest.raises(BertptError, match="comet"):
         open_monitor({"comet": {"enabled": True}}, tmp_path)

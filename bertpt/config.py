@@ -18,6 +18,7 @@ from typing import Any
 from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
+from bertpt.monitor import AUTO_PATHS
 
 DEFAULT_MODEL = "bert-mini"
 LOG_LEVELS = ("warning", "info", "debug")
@@ -278,10 +279,9 @@ def auto_warmup_steps(max_steps: int) -> int:
     return max(1, min(10_000, max_steps // 10))
 
 
-# The monitor sections' "auto" output paths: subdirectories of the run's --output_dir. DeepSpeed appends the
-# section's job_name (deepspeed/monitor/tensorboard.py, csv_monitor.py), so TensorBoard writes to
-# <output_dir>/tb/<job_name>, which `tensorboard --logdir <output_dir>/tb` shows as the run <job_name>.
-AUTO_MONITOR_PATHS = {"tensorboard": "tb", "csv_monitor": "csv"}
+# The monitor sections' "auto" output paths are subdirectories of the run's --output_dir (bertpt.monitor.AUTO_PATHS).
+# DeepSpeed appends the section's job_name (deepspeed/monitor/tensorboard.py, csv_monitor.py), so TensorBoard
+# writes to <output_dir>/tb/<job_name>, which `tensorboard --logdir <output_dir>/tb` shows as the run <job_name>.
 
 
 def resolve_auto(
@@ -325,7 +325,7 @@ def resolve_auto(
             bf16_native = native_bf16(get_accelerator())
         cfg["bf16"]["enabled"] = bool(bf16_native)
     monitor_auto = set()
-    for section, subdir in AUTO_MONITOR_PATHS.items():
+    for section, subdir in AUTO_PATHS.items():
         if isinstance(cfg.get(section), dict) and cfg[section].get("output_path") == "auto":
             if output_dir is None:
                 monitor_auto.add(f"{section}.output_path")

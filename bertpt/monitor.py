@@ -5,6 +5,7 @@ the one home of run configuration); <output_dir>/metrics.jsonl is written either
 
     monitor = open_monitor(ds_config, output_dir)   # rank 0, after deepspeed.comm is initialised
     write_scalars(monitor, [("train/loss", 2.3, 10)])
+    write_job(sections, output_dir, "cola/lr2e-05_seed42", events)   # bertpt-finetune: one finished fine-tune
 
 Why bertpt builds the MonitorMaster from the sections itself and hands the engine the JSON without them
 (`without_monitors`): with a monitor enabled, DeepSpeed's engine writes its own "Train/Samples/lr" (and
@@ -22,6 +23,7 @@ same run; wandb's local files go under <output_dir>/wandb (WANDB_DIR). Variables
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import string
@@ -34,6 +36,9 @@ from bertpt.files import write_atomic
 SECTIONS = ("tensorboard", "wandb", "csv_monitor", "comet")  # deepspeed.monitor.config.get_monitor_config's keys
 RUN_ID_FILE = "wandb_run_id"  # in the output directory: the W&B run every job of this directory continues
 _ID_CHARS = string.ascii_lowercase + string.digits  # W&B's own run ids are 8 of these
+# bertpt-finetune without --deepspeed_config: TensorBoard under its --output_dir (tb/<task>/lr<lr>_seed<seed>)
+FINETUNE_DEFAULT = {"tensorboard": {"enabled": True, "output_path": "auto"}}
+AUTO_PATHS = {"tensorboard": "tb", "csv_monitor": "csv"}  # "auto" output_path -> <output_dir>/<this>
 
 
 def enabled_sections(ds_config: dict) -> list[str]:
@@ -101,3 +106,105 @@ def write_scalars(monitor, events: Iterable[tuple[str, float, int]]) -> None:
     events = list(events)
     if monitor is not None and events:
         monitor.write_events(events)
+
+
+def monitor_sections(ds_config: dict) -> dict:
+    """The monitor sections of a DeepSpeed JSON (bertpt.config.read_ds_json's dict), as written."""
+    return {s: ds_config[s] for s in SECTIONS if s in ds_config}
+
+
+def job_config(sections: dict, output_dir: str | Path, job_name: str) -> dict:
+    """`sections` for one job of several in `output_dir` (a fine-tune): each section's job_name is `job_name`,
+    so that jobs get directories of their own (<output_path>/<job_name>, DeepSpeed's layout), and an "auto"
+    output_path is <output_dir>/tb (TensorBoard) or <output_dir>/csv (CSV). Raises BertptError: another
+    "auto" value."""
+    out = {}
+    for name, section in sections.items():
+        section = dict(section or {})
+        if name in AUTO_PATHS:
+            section["job_name"] = job_name
+            if section.get("output_path") == "auto":
+                section["output_path"] = str(Path(output_dir) / AUTO_PATHS[name])
+        bad = [k for k, v in section.items() if v == "auto"]
+        if bad:
+            raise BertptError(
+                f'DeepSpeed JSON: {name}.{bad[0]} is "auto"; only the output_path of '
+                'tensorboard and csv_monitor may be "auto"'
+            )
+        out[name] = section
+    return out
+
+
+def job_dirs(sections: dict, output_dir: str | Path, job_name: str) -> list[Path]:
+    """The directories the enabled TensorBoard and CSV sections of `job_config(sections, ...)` write to."""
+    config = job_config(sections, output_dir, job_name)
+    return [Path(config[s]["output_path"]) / job_name for s in enabled_sections(config) if s in AUTO_PATHS]
+
+
+def check_job_sections(sections: dict, output_dir: str | Path) -> None:
+    """Judge `sections` (for `write_job`) before any work: DeepSpeed's monitor config parses them and the
+    enabled backends' packages import. Raises BertptError naming what is wrong."""
+    from deepspeed.monitor.config import get_monitor_config
+
+    config = job_config(sections, output_dir, "check")
+    try:
+        parsed = get_monitor_config(config)
+    except Exception as e:  # noqa: BLE001 -- pydantic's validation errors
+        raise BertptError(f"DeepSpeed JSON: a monitor section is invalid ({' '.join(str(e).split())})") from None
+    for section, package in (("wandb", "wandb"), ("comet", "comet_ml")):
+        if getattr(parsed, section).enabled:
+            try:
+                __import__(package)
+            except ImportError:
+                raise BertptError(
+                    f'the DeepSpeed JSON enables the "{section}" monitor but {package} is not installed; install it '
+                    '(W&B: `pip install "bertpt[wandb]"`) or disable the section'
+                ) from None
+
+
+@contextlib.contextmanager
+def _deepspeed_comm():
+    """deepspeed.comm over the process group there is (a launcher's), or over a one-process gloo group made
+    for the block (DeepSpeed's monitors ask deepspeed.comm for the rank; a plain process has no group)."""
+    import deepspeed
+    import torch.distributed as dist
+
+    made = not dist.is_initialized()
+    if made:
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False, verbose=False)
+        yield dist.get_rank()
+    finally:
+        if made:
+            dist.destroy_process_group()
+
+
+def write_job(sections: dict, output_dir: str | Path, job_name: str, events: list[tuple[str, float, int]]) -> None:
+    """Write one finished job's scalars (a fine-tune: its training curve and scores) to the dashboards of
+    `sections` (`monitor_sections`; FINETUNE_DEFAULT for TensorBoard alone), laid out by `job_config`. Every
+    call is a W&B run of its own, named `job_name` (WANDB_NAME) and finished here, since W&B keeps one
+    increasing step per run and every fine-tune counts from step 0. Rank 0 writes; a no-op with no enabled
+    section. Raises BertptError as open_monitor."""
+    config = job_config(sections, output_dir, job_name)
+    if not enabled_sections(config):
+        return
+    wandb_on = config.get("wandb", {}).get("enabled") is True
+    name_before = os.environ.get("WANDB_NAME")
+    with _deepspeed_comm() as rank:
+        if rank != 0:
+            return
+        if wandb_on and name_before is None:
+            os.environ["WANDB_NAME"] = job_name
+        try:
+            monitor = open_monitor(config, output_dir, continue_wandb_run=False)
+            write_scalars(monitor, events)
+            if monitor is not None and monitor.tb_monitor is not None:
+                monitor.tb_monitor.summary_writer.close()  # DeepSpeed's monitor has no close; the file is done
+        finally:
+            if wandb_on:
+                import wandb
+
+                wandb.finish()
+                if name_before is None:
+                    os.environ.pop("WANDB_NAME", None)

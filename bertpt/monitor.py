@@ -206,5 +206,6 @@ def write_job(sections: dict, output_dir: str | Path, job_name: str, events: lis
                 import wandb
 
                 wandb.finish()
+                wandb.teardown()  # wandb reads its variables (WANDB_NAME) once per setup: the next job sets up anew
                 if name_before is None:
                     os.environ.pop("WANDB_NAME", None)

@@ -137,8 +137,8 @@ def csv_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def wandb_offline_runs(wandb_dir: Path) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
-    """[(run id, {key: [(step, value)]})] of every offline run under `wandb_dir` (WANDB_DIR/wandb), oldest
+def wandb_offline_runs(wandb_dir: Path) -> list[tuple[str, str, dict[str, list[tuple[int, float]]]]]:
+    """[(run id, run name, {key: [(step, value)]})] of every offline run under `wandb_dir` (WANDB_DIR/wandb), oldest
     first, read from its .wandb transaction log with wandb's own reader (wandb.sdk.internal.datastore)."""
     from wandb.proto import wandb_internal_pb2
     from wandb.sdk.internal import datastore
@@ -148,18 +148,18 @@ def wandb_offline_runs(wandb_dir: Path) -> list[tuple[str, dict[str, list[tuple[
         (log,) = run_dir.glob("run-*.wandb")
         store = datastore.DataStore()
         store.open_for_scan(str(log))
-        run_id, history = None, {}
+        run_id, name, history = None, None, {}
         while (data := store.scan_data()) is not None:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(data)
             kind = record.WhichOneof("record_type")
             if kind == "run":
-                run_id = record.run.run_id
+                run_id, name = record.run.run_id, record.run.display_name
             elif kind == "history":
                 step = record.history.step.num  # the row's step (wandb.log's step=)
                 for item in record.history.item:
                     key = item.key or "/".join(item.nested_key)  # wandb stores "train/loss" as ["train", "loss"]
                     if not key.startswith("_"):  # _step, _runtime, _timestamp: wandb's own
                         history.setdefault(key, []).append((step, json.loads(item.value_json)))
-        runs.append((run_id, history))
+        runs.append((run_id, name, history))
     return runs

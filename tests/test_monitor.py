@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import torch.distributed as dist
 
 from bertpt.config import resolve_auto
 from bertpt.errors import BertptError
@@ -35,6 +36,10 @@ def clean_wandb_env(monkeypatch, tmp_path):
         monkeypatch.delenv(var)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    yield
+    import wandb
+
+    wandb.teardown()  # wandb keeps its first settings (WANDB_DIR among them) for the life of the process
 
 
 def test_presets_write_tensorboard_under_the_output_dir(tmp_path):
@@ -149,9 +154,9 @@ def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, 
     csv = csv_scalars(tmp_path / "csv" / "pretrain")
     runs = wandb_offline_runs(tmp_path / "wandb")
     run_id = (tmp_path / RUN_ID_FILE).read_text().strip()
-    assert [r for r, _ in runs] == [run_id, run_id]  # two processes, one W&B run
+    assert [r for r, _, _ in runs] == [run_id, run_id]  # two processes, one W&B run
     history: dict[str, list] = {}
-    for _, h in runs:
+    for _, _, h in runs:
         for key, points in h.items():
             history.setdefault(key, []).extend(points)
     assert set(tb) == set(history) and {t.replace("/", "_") for t in tb} == set(csv)
@@ -168,3 +173,45 @@ def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, 
 def test_a_monitor_whose_package_is_missing_is_one_error(tmp_path, monitor_world_of_one):
     with pytest.raises(BertptError, match="comet"):
         open_monitor({"comet": {"enabled": True}}, tmp_path)
+
+
+def test_fine_tunes_are_jobs_of_their_own_on_every_backend(tmp_path, clean_wandb_env):
+    """bertpt-finetune's path (no process group, no engine): each job (fine-tune) gets its own TensorBoard and
+    CSV directory and its own W&B run named after it, with the same history everywhere."""
+    from bertpt.monitor import check_job_sections, job_dirs, write_job
+
+    sections = {
+        "tensorboard": {"enabled": True, "output_path": "auto", "job_name": "ignored"},
+        "csv_monitor": {"enabled": True, "output_path": str(tmp_path / "elsewhere")},
+        "wandb": {"enabled": True, "project": "bertpt-test"},
+    }
+    check_job_sections(sections, tmp_path)
+    jobs = {"cola/lr0.001_seed1": 0.5, "cola/lr0.001_seed2": 0.25}
+    for job, score in jobs.items():
+        events = [("train/loss", 1.0 / step, step) for step in (10, 20)] + [("eval/matthews_correlation", score, 20)]
+        write_job(sections, tmp_path, job, events)
+    assert not dist.is_initialized() and "WANDB_NAME" not in os.environ  # the world of one and the name are gone
+    assert job_dirs(sections, tmp_path, "cola/lr0.001_seed1") == [
+        tmp_path / "tb" / "cola" / "lr0.001_seed1",
+        tmp_path / "elsewhere" / "cola" / "lr0.001_seed1",
+    ]
+    runs = wandb_offline_runs(tmp_path / "wandb")
+    assert len(runs) == 2 and runs[0][0] != runs[1][0]  # one W&B run per fine-tune, named after it
+    assert [name for _, name, _ in runs] == list(jobs)
+    for (job, score), (_, _, history) in zip(jobs.items(), runs):
+        tb = tensorboard_scalars(tmp_path / "tb" / job)
+        csv = csv_scalars(tmp_path / "elsewhere" / job)
+        expected = {"train/loss": [(10, 0.1), (20, 0.05)], "eval/matthews_correlation": [(20, score)]}
+        assert history == expected and {k.replace("/", "_"): v for k, v in expected.items()} == csv
+        assert tb == {k: [(s, pytest.approx(v)) for s, v in points] for k, points in expected.items()}
+
+
+def test_bad_job_sections_are_one_error(tmp_path):
+    from bertpt.monitor import check_job_sections
+
+    with pytest.raises(BertptError, match="monitor section is invalid"):
+        check_job_sections({"tensorboard": {"enabled": True, "bogus": 1}}, tmp_path)
+    with pytest.raises(BertptError, match='wandb.project is "auto"'):
+        check_job_sections({"wandb": {"enabled": True, "project": "auto"}}, tmp_path)
+    with pytest.raises(BertptError, match="comet_ml is not installed"):
+        check_job_sections({"comet": {"enabled": True}}, tmp_path)

@@ -49,9 +49,9 @@ def test_every_backend_holds_each_scalar_once_across_a_resume(tiny_data, tmp_pat
     csv = csv_scalars(out / "csv" / "pretrain")
     runs = wandb_offline_runs(out / "wandb")
     run_id = (out / RUN_ID_FILE).read_text().strip()
-    assert [r for r, _ in runs] == [run_id, run_id]  # the resumed process continued the same W&B run
+    assert [r for r, _, _ in runs] == [run_id, run_id]  # the resumed process continued the same W&B run
     history: dict[str, list] = {}
-    for _, h in runs:
+    for _, _, h in runs:
         for key, points in h.items():
             history.setdefault(key, []).extend(points)
 

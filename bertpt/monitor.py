@@ -141,9 +141,10 @@ def job_dirs(sections: dict, output_dir: str | Path, job_name: str) -> list[Path
     return [Path(config[s]["output_path"]) / job_name for s in enabled_sections(config) if s in AUTO_PATHS]
 
 
-def check_job_sections(sections: dict, output_dir: str | Path) -> None:
-    """Judge `sections` (for `write_job`) before any work: DeepSpeed's monitor config parses them and the
-    enabled backends' packages import. Raises BertptError naming what is wrong."""
+def check_sections(sections: dict, output_dir: str | Path) -> None:
+    """Judge monitor `sections` (`monitor_sections`; "auto" paths resolved or left for `write_job`) before any
+    work, on every rank: DeepSpeed's monitor config parses them and the enabled backends' packages import.
+    Raises BertptError naming what is wrong."""
     from deepspeed.monitor.config import get_monitor_config
 
     config = job_config(sections, output_dir, "check")

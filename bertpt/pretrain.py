@@ -46,7 +46,7 @@ from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
-from bertpt.monitor import enabled_sections, open_monitor
+from bertpt.monitor import check_sections, enabled_sections, monitor_sections, open_monitor
 from bertpt.optim import check_lamb
 from bertpt.preemption import EXIT_PREEMPTED, SignalFlag, ignore_in_workers
 
@@ -92,6 +92,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
     bf16_note = f" ({bf16_auto_reason(acc, bf16_native)})" if bf16_is_auto(raw_ds_config) else ""
     check_lamb(ds_config)
     check_ds_config(ds_config, ds_path)
+    check_sections(monitor_sections(ds_config), cfg.output_dir)  # e.g. "wandb" without wandb: one line, now
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
     meta = load_meta(data_dir)  # the one read of the data's index; everything below takes it from here
     masking = resolve_masking(

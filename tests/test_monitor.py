@@ -178,14 +178,14 @@ def test_a_monitor_whose_package_is_missing_is_one_error(tmp_path, monitor_world
 def test_fine_tunes_are_jobs_of_their_own_on_every_backend(tmp_path, clean_wandb_env):
     """bertpt-finetune's path (no process group, no engine): each job (fine-tune) gets its own TensorBoard and
     CSV directory and its own W&B run named after it, with the same history everywhere."""
-    from bertpt.monitor import check_job_sections, job_dirs, write_job
+    from bertpt.monitor import check_sections, job_dirs, write_job
 
     sections = {
         "tensorboard": {"enabled": True, "output_path": "auto", "job_name": "ignored"},
         "csv_monitor": {"enabled": True, "output_path": str(tmp_path / "elsewhere")},
         "wandb": {"enabled": True, "project": "bertpt-test"},
     }
-    check_job_sections(sections, tmp_path)
+    check_sections(sections, tmp_path)
     jobs = {"cola/lr0.001_seed1": 0.5, "cola/lr0.001_seed2": 0.25}
     for job, score in jobs.items():
         events = [("train/loss", 1.0 / step, step) for step in (10, 20)] + [("eval/matthews_correlation", score, 20)]
@@ -207,11 +207,11 @@ def test_fine_tunes_are_jobs_of_their_own_on_every_backend(tmp_path, clean_wandb
 
 
 def test_bad_job_sections_are_one_error(tmp_path):
-    from bertpt.monitor import check_job_sections
+    from bertpt.monitor import check_sections
 
     with pytest.raises(BertptError, match="monitor section is invalid"):
-        check_job_sections({"tensorboard": {"enabled": True, "bogus": 1}}, tmp_path)
+        check_sections({"tensorboard": {"enabled": True, "bogus": 1}}, tmp_path)
     with pytest.raises(BertptError, match='wandb.project is "auto"'):
-        check_job_sections({"wandb": {"enabled": True, "project": "auto"}}, tmp_path)
+        check_sections({"wandb": {"enabled": True, "project": "auto"}}, tmp_path)
     with pytest.raises(BertptError, match="comet_ml is not installed"):
-        check_job_sections({"comet": {"enabled": True}}, tmp_path)
+        check_sections({"comet": {"enabled": True}}, tmp_path)

@@ -293,7 +293,7 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
     monitors = monitor.FINETUNE_DEFAULT
     if cfg.deepspeed_config is not None:
         monitors = monitor.monitor_sections(read_ds_json(cfg.deepspeed_config))
-    monitor.check_job_sections(monitors, out)
+    monitor.check_sections(monitors, out)
     rates = cfg.learning_rates(source.config)
     remove_old_results(out)  # everything is checked; from here on this run owns OUT
     if cfg.max_seq_length > source.config.max_position_embeddings:

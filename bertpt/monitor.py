@@ -170,10 +170,13 @@ def _deepspeed_comm():
     import deepspeed
     import torch.distributed as dist
 
+    from bertpt.distributed import skip_shm_comm_build
+
     made = not dist.is_initialized()
     if made:
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
+        skip_shm_comm_build()  # else DeepSpeed's TorchBackend JIT-compiles an op the monitors never use (~1 min)
         deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False, verbose=False)
         yield dist.get_rank()
     finally:

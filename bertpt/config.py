@@ -18,6 +18,7 @@ from typing import Any
 from bertpt import cli
 from bertpt.cli import arg as _arg
 from bertpt.errors import BertptError
+from bertpt.monitor import AUTO_PATHS
 
 DEFAULT_MODEL = "bert-mini"
 LOG_LEVELS = ("warning", "info", "debug")
@@ -35,8 +36,9 @@ class PretrainConfig:
     )
     output_dir: str = _arg(
         "runs/bertpt",
-        "Run directory: checkpoints/ (DeepSpeed sharded checkpoints), tb/ (TensorBoard logs) and "
-        "hf/ (the final Hugging Face export) are written here.",
+        "Run directory: checkpoints/ (DeepSpeed sharded checkpoints), metrics.jsonl, hf/ (the final Hugging Face "
+        'export) and the dashboards whose DeepSpeed JSON output_path is "auto" (tb/: TensorBoard, csv/: CSV '
+        "monitor; wandb/: W&B's local files) are written here.",
     )
     model: str | None = _arg(
         None,
@@ -66,7 +68,9 @@ class PretrainConfig:
         "end of training always evaluates).",
     )
     eval_samples: int = _arg(1024, "Held-out instances used per evaluation (fewer if the validation split is smaller).")
-    log_steps: int = _arg(10, "Log training metrics to the console and TensorBoard every N steps.")
+    log_steps: int = _arg(
+        10, "Log training metrics to the console and the dashboards (TensorBoard, W&B, ...) every N steps."
+    )
     seed: int = _arg(42, "Seed for model initialisation, data order, masking and dropout.")
     resume: str = _arg(
         "auto",
@@ -258,9 +262,11 @@ def read_ds_json(path: str) -> dict:
     return cfg
 
 
-def load_ds_config(path: str, max_steps: int, bf16_native: bool | None = None) -> dict:
+def load_ds_config(
+    path: str, max_steps: int, bf16_native: bool | None = None, output_dir: str | Path | None = None
+) -> dict:
     """Read a DeepSpeed JSON and fill in its "auto" values (`resolve_auto`); everything else is left untouched."""
-    return resolve_auto(read_ds_json(path), max_steps, bf16_native)
+    return resolve_auto(read_ds_json(path), max_steps, bf16_native, output_dir)
 
 
 def bf16_is_auto(cfg: dict) -> bool:
@@ -273,7 +279,14 @@ def auto_warmup_steps(max_steps: int) -> int:
     return max(1, min(10_000, max_steps // 10))
 
 
-def resolve_auto(cfg: dict, max_steps: int, bf16_native: bool | None = None) -> dict:
+# The monitor sections' "auto" output paths are subdirectories of the run's --output_dir (bertpt.monitor.AUTO_PATHS).
+# DeepSpeed appends the section's job_name (deepspeed/monitor/tensorboard.py, csv_monitor.py), so TensorBoard
+# writes to <output_dir>/tb/<job_name>, which `tensorboard --logdir <output_dir>/tb` shows as the run <job_name>.
+
+
+def resolve_auto(
+    cfg: dict, max_steps: int, bf16_native: bool | None = None, output_dir: str | Path | None = None
+) -> dict:
     """Fill the values that depend on the run or the machine, where the JSON says "auto".
 
     The same convention as Hugging Face's DeepSpeed integration (transformers' HfTrainerDeepSpeedConfig,
@@ -285,6 +298,8 @@ def resolve_auto(cfg: dict, max_steps: int, bf16_native: bool | None = None) -> 
       bf16.enabled = whether this accelerator computes bf16 natively (`bf16_native`; None: ask
         bertpt.engine.native_bf16 of DeepSpeed's accelerator): a GPU with bf16, a CPU with AVX-512-bf16 or
         AMX. Elsewhere bf16 is emulated (~50x slower than fp32 on an AVX2-only CPU), so "auto" means fp32.
+      tensorboard.output_path = <output_dir>/tb, csv_monitor.output_path = <output_dir>/csv (DeepSpeed's
+        monitor sections; `output_dir` None, for callers that write no monitor: left "auto")
     Any other "auto" is an error, so a value never silently changes meaning. Returns a new dict.
     """
     cfg = json.loads(json.dumps(cfg))  # deep copy; the caller's dict stays as read
@@ -309,12 +324,19 @@ def resolve_auto(cfg: dict, max_steps: int, bf16_native: bool | None = None) -> 
 
             bf16_native = native_bf16(get_accelerator())
         cfg["bf16"]["enabled"] = bool(bf16_native)
+    monitor_auto = set()
+    for section, subdir in AUTO_PATHS.items():
+        if isinstance(cfg.get(section), dict) and cfg[section].get("output_path") == "auto":
+            if output_dir is None:
+                monitor_auto.add(f"{section}.output_path")
+            else:
+                cfg[section]["output_path"] = str(Path(output_dir) / subdir)
 
     def reject_auto(node: Any, where: str) -> None:
-        if node == "auto":
+        if node == "auto" and where not in monitor_auto:
             raise BertptError(
-                f'DeepSpeed JSON: {where} is "auto"; only bf16.enabled and scheduler.params.total_num_steps, '
-                'warmup_num_steps and warmup_max_lr may be "auto"'
+                f'DeepSpeed JSON: {where} is "auto"; only bf16.enabled, scheduler.params.total_num_steps, '
+                'warmup_num_steps and warmup_max_lr, tensorboard.output_path and csv_monitor.output_path may be "auto"'
             )
         if isinstance(node, dict):
             for k, v in node.items():

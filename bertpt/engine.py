@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bertpt.errors import BertptError, is_rank0, one_line
+from bertpt.monitor import without_monitors
 from bertpt.optim import lamb_fallback
 
 
@@ -136,8 +137,9 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     `ds_config`: the DeepSpeed config as a dict (checked with check_ds_config first). The optimizer is the
     JSON's; where it asks for LAMB and DeepSpeed's FusedLamb kernel cannot load, bertpt.optim.Lamb (same
     arithmetic) via bertpt.optim.lamb_fallback. ZeRO-3 partitions the model's parameters here, so count them
-    before. Returns the DeepSpeedEngine (the rest of deepspeed.initialize's tuple is not needed: the engine
-    steps its optimizer and scheduler itself).
+    before. The engine gets the JSON without its monitor sections: bertpt writes them (bertpt.monitor says
+    why), so engine.monitor stays disabled. Returns the DeepSpeedEngine (the rest of deepspeed.initialize's
+    tuple is not needed: the engine steps its optimizer and scheduler itself).
     """
     import deepspeed
     from deepspeed.utils.logging import logger
@@ -149,7 +151,10 @@ def build_engine(model: torch.nn.Module, ds_config: dict):
     logger.addFilter(quiet)
     try:
         engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=param_groups(model), config=ds_config, optimizer=lamb_fallback(ds_config)
+            model=model,
+            model_parameters=param_groups(model),
+            config=without_monitors(ds_config),
+            optimizer=lamb_fallback(ds_config),
         )
     finally:
         logger.removeFilter(quiet)

@@ -1,7 +1,17 @@
 """Training metrics: accumulated on the device, reduced across ranks only at log time, shown on a
-rank-0 progress bar, written as TensorBoard scalars and appended to <output_dir>/metrics.jsonl
+rank-0 progress bar, written as scalars through DeepSpeed's monitor to the dashboards the DeepSpeed JSON
+enables (TensorBoard, W&B, CSV, Comet: bertpt.monitor) and appended to <output_dir>/metrics.jsonl
 (full-precision numbers for scripts and plots; not `logging.py`: that would shadow the
 standard library when the package directory is on sys.path).
+
+Each dashboard holds a scalar's step once. A resumed run (from checkpoint step K after reaching step N > K)
+computes steps K+1..N again; metrics.jsonl gets their rows again (a reader keeps the last row of a step,
+tests/helpers.read_metrics), the monitors do not: a tag is written only at steps above the last one
+metrics.jsonl already holds for it. Two reasons: W&B refuses a step below its run's last one (so a resumed
+W&B run could not take them anyway, and every backend then shows the same history), and resuming is
+bitwise-exact, so the values are the ones already written (except wall-clock throughput). The same holds
+after a divergence rollback: the dashboards keep the diverged steps (marked by divergence/rollbacks) and
+continue after them, metrics.jsonl has both.
 
 Throughput: tokens/s counts real (non-padding) tokens, sequences/s sequences, both over all ranks;
 TFLOPS is model FLOPs (bertpt.flops, for the real tokens and masked positions) per second per
@@ -21,6 +31,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from bertpt.monitor import write_scalars
+
 # What a micro-step contributes; all sums, so that averages over steps and ranks are exact.
 FIELDS = (
     "loss",
@@ -34,7 +46,7 @@ FIELDS = (
     "tokens_sq",
     "micro_steps",
 )
-COUNTS = ("tokens", "tokens_sq", "sequences", "predictions")  # raw sums: metrics.jsonl only, not TensorBoard
+COUNTS = ("tokens", "tokens_sq", "sequences", "predictions")  # raw sums: metrics.jsonl only, not the dashboards
 
 
 class Sums:
@@ -88,8 +100,28 @@ def clock(seconds: float) -> str:
     return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
 
 
+def logged_steps(jsonl: Path) -> dict[str, int]:
+    """{dashboard tag ("train/loss"): the last step metrics.jsonl at `jsonl` holds for it}; {} without the
+    file. A line cut short by a kill is skipped."""
+    last: dict[str, int] = {}
+    if not jsonl.is_file():
+        return last
+    with open(jsonl, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                prefix, step = row.pop("split"), int(row.pop("step"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            for k in row:
+                if k not in COUNTS:
+                    tag = f"{prefix}/{k}"
+                    last[tag] = max(step, last.get(tag, step))
+    return last
+
+
 class Reporter:
-    """Rank 0's console progress and TensorBoard writer; a no-op on other ranks.
+    """Rank 0's console progress and its scalars (metrics.jsonl and the monitor); a no-op on other ranks.
 
     On a terminal the progress is a tqdm bar. When the stream is not a terminal (a log file under SLURM,
     nohup or CI), a bar would write carriage returns into one ever-growing line, so each train() call
@@ -106,10 +138,12 @@ class Reporter:
         peak_tflops: float | None = None,
         world: int = 1,
         stream=None,
+        monitor=None,
     ):
         """`flops(tokens, tokens_sq, sequences, predictions)`: model FLOPs of that much work
         (bertpt.flops.step_flops); `peak_tflops`: one device's peak, for MFU (None: no MFU); `stream`: where
-        progress goes (default sys.stderr): a bar if it is a terminal (isatty), plain lines otherwise."""
+        progress goes (default sys.stderr): a bar if it is a terminal (isatty), plain lines otherwise;
+        `monitor`: where scalars go besides metrics.jsonl (bertpt.monitor.open_monitor's; None: nowhere)."""
         self.active = rank == 0
         self.flops, self.peak_tflops, self.world = flops, peak_tflops, world
         self.jsonl = output_dir / "metrics.jsonl"
@@ -125,11 +159,8 @@ class Reporter:
             file=self.stream,
             disable=not (self.active and self.tty),
         )
-        self.writer = None
-        if self.active:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(output_dir / "tb"))
+        self.monitor = monitor if self.active else None
+        self.written = logged_steps(self.jsonl) if self.monitor is not None else {}  # tag -> last step written
         self.last_time, self.excluded = time.perf_counter(), 0.0
 
     def train(
@@ -183,10 +214,14 @@ class Reporter:
     def scalars(self, prefix: str, m: dict[str, float], step: int) -> None:
         with open(self.jsonl, "a") as f:
             f.write(json.dumps({"split": prefix, "step": step, **m}) + "\n")
-        if self.writer is not None:
+        if self.monitor is not None:
+            events = []
             for k, v in m.items():
-                if k not in COUNTS:
-                    self.writer.add_scalar(f"{prefix}/{k}", v, step)
+                tag = f"{prefix}/{k}"
+                if k not in COUNTS and step > self.written.get(tag, -1):  # each step once (module docstring)
+                    events.append((tag, float(v), step))
+                    self.written[tag] = step
+            write_scalars(self.monitor, events)
 
     def settings(self, prefix: str, m: dict[str, float], step: int) -> None:
         """Values fixed for the run (e.g. its effective masking), recorded once at its start, as scalars."""
@@ -225,5 +260,3 @@ class Reporter:
 
     def close(self) -> None:
         self.bar.close()
-        if self.writer is not None:
-            self.writer.close()

@@ -46,6 +46,7 @@ from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.flops import device_name, peak_tflops, step_flops
 from bertpt.metrics import Reporter, Sums
 from bertpt.model import BertForPreTraining, bert_config, num_parameters
+from bertpt.monitor import check_sections, enabled_sections, monitor_sections, open_monitor
 from bertpt.optim import check_lamb
 from bertpt.preemption import EXIT_PREEMPTED, SignalFlag, ignore_in_workers
 
@@ -87,10 +88,11 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
 
     raw_ds_config, acc = read_ds_json(ds_path), get_accelerator()  # judged first: a bad JSON fails before data work
     bf16_native = native_bf16(acc)
-    ds_config = resolve_auto(raw_ds_config, cfg.max_steps, bf16_native)
+    ds_config = resolve_auto(raw_ds_config, cfg.max_steps, bf16_native, cfg.output_dir)
     bf16_note = f" ({bf16_auto_reason(acc, bf16_native)})" if bf16_is_auto(raw_ds_config) else ""
     check_lamb(ds_config)
     check_ds_config(ds_config, ds_path)
+    check_sections(monitor_sections(ds_config), cfg.output_dir)  # e.g. "wandb" without wandb: one line, now
     data_dir = Path(cfg.data) if cfg.data else _builtin_data(local_rank)
     meta = load_meta(data_dir)  # the one read of the data's index; everything below takes it from here
     masking = resolve_masking(
@@ -145,6 +147,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
 
     device, precision = device_name(engine.device), precision_name(engine).split()[0]
     peak = cfg.peak_tflops or peak_tflops(device, precision)
+    monitor = open_monitor(ds_config, cfg.output_dir) if rank == 0 else None  # the JSON's dashboards, rank 0
     reporter = Reporter(
         rank,
         Path(cfg.output_dir),
@@ -153,6 +156,7 @@ def setup(cfg: PretrainConfig, ds_path: str) -> Run:
         flops=functools.partial(step_flops, model_config),
         peak_tflops=peak,
         world=world,
+        monitor=monitor,
     )
     reporter.write(
         f"bertpt: {model_name} ({n_params / 1e6:.1f}M parameters), data {data_dir} "
@@ -407,7 +411,7 @@ def finish(run: Run, seconds: float) -> None:
         lines.append(f"  eval{on}   mlm loss {ev['mlm_loss']:.4f} acc {ev['mlm_acc']:.2%}{nsp_text(ev)}")
     lines += [
         f"  checkpoint   {run.ckpt_dir} (resume: same command, --resume auto is the default)",
-        f"  tensorboard  tensorboard --logdir {Path(run.cfg.output_dir) / 'tb'}",
+        *dashboard_lines(run.ds_config),
         f"  hf export    {hf_dir} (transformers.{'BertForPreTraining' if run.meta.nsp else 'BertForMaskedLM'}"
         ".from_pretrained)"
         + (f", of {good.tag}, the last good checkpoint" if good is not None and good.dir == run.ckpt_dir else ""),
@@ -421,6 +425,21 @@ def finish(run: Run, seconds: float) -> None:
 def nsp_text(m: dict[str, float]) -> str:
     """' | nsp loss L acc A' of the summary, '' for MLM-only metrics (they have no NSP figures)."""
     return f" | nsp loss {m['nsp_loss']:.4f} acc {m['nsp_acc']:.2%}" if "nsp_loss" in m else ""
+
+
+def dashboard_lines(ds_config: dict) -> list[str]:
+    """The summary's lines for the dashboards the DeepSpeed JSON enables (bertpt.monitor), e.g.
+    "  tensorboard  tensorboard --logdir runs/bertpt/tb"."""
+    lines = []
+    for section in enabled_sections(ds_config):
+        where = ds_config[section].get("output_path") or "(DeepSpeed's default)"
+        if section == "tensorboard":
+            lines.append(f"  tensorboard  tensorboard --logdir {where}")
+        elif section == "csv_monitor":
+            lines.append(f"  csv          {Path(where) / ds_config[section].get('job_name', 'DeepSpeedJobName')}")
+        else:
+            lines.append(f"  {section:<12} project {ds_config[section].get('project') or '(default)'}")
+    return lines
 
 
 def seed_everything(seed: int) -> None:

@@ -71,3 +71,20 @@ def data_128(tmp_path_factory, corpus_dir) -> Path:
         progress=False,
     )
     return out
+
+
+@pytest.fixture
+def monitor_world_of_one(tmp_path, monkeypatch):
+    """DeepSpeed's comm over a one-process gloo group: DeepSpeed's monitors ask it for the rank."""
+    import deepspeed
+    import torch.distributed as dist
+
+    from bertpt.distributed import skip_shm_comm_build
+
+    for var, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(var, value)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    skip_shm_comm_build()
+    deepspeed.init_distributed(dist_backend="gloo")
+    yield
+    dist.destroy_process_group()

@@ -111,3 +111,55 @@ def deepspeed_cmd(nproc: int, *args: str) -> list[str]:
 
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, PRETRAIN, *args]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboards, read back with each backend's own reader: {tag: [(step, value), ...]} in written order
+
+
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the event files in `log_dir` (TensorBoard's EventAccumulator, no sampling)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}).Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def csv_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """DeepSpeed's CSV monitor files in `log_dir` ({tag with '/' as '_'}.csv: step,value rows), keyed by file
+    stem. A process writes a header row when it first opens a file, so a resumed run's header is skipped too."""
+    import csv
+
+    out = {}
+    for path in sorted(Path(log_dir).glob("*.csv")):
+        with open(path, newline="") as f:
+            out[path.stem] = [(int(s), float(v)) for s, v in csv.reader(f) if s != "step"]
+    return out
+
+
+def wandb_offline_runs(wandb_dir: Path) -> list[tuple[str, str, dict[str, list[tuple[int, float]]]]]:
+    """[(run id, run name, {key: [(step, value)]})] of every offline run under `wandb_dir` (WANDB_DIR/wandb), oldest
+    first, read from its .wandb transaction log with wandb's own reader (wandb.sdk.internal.datastore)."""
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal import datastore
+
+    runs = []
+    for run_dir in sorted(Path(wandb_dir).glob("offline-run-*")):
+        (log,) = run_dir.glob("run-*.wandb")
+        store = datastore.DataStore()
+        store.open_for_scan(str(log))
+        run_id, name, history = None, None, {}
+        while (data := store.scan_data()) is not None:
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run_id, name = record.run.run_id, record.run.display_name
+            elif kind == "history":
+                step = record.history.step.num  # the row's step (wandb.log's step=)
+                for item in record.history.item:
+                    key = item.key or "/".join(item.nested_key)  # wandb stores "train/loss" as ["train", "loss"]
+                    if not key.startswith("_"):  # _step, _runtime, _timestamp: wandb's own
+                        history.setdefault(key, []).append((step, json.loads(item.value_json)))
+        runs.append((run_id, name, history))
+    return runs

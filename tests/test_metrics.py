@@ -9,8 +9,16 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from bertpt.config import resolve_auto
 from bertpt.metrics import Reporter, Sums, clock
 from bertpt.model import PretrainingOutput
+from bertpt.monitor import open_monitor
+
+from tests.helpers import tensorboard_scalars
+
+
+def resolve(ds: dict, output_dir) -> dict:
+    return resolve_auto(ds, 10, bf16_native=False, output_dir=output_dir)
 
 
 @pytest.fixture
@@ -61,8 +69,12 @@ def test_sums_average_over_micro_steps(world_of_one):
     assert sums.reduce()["tokens"] == 0  # reduce resets
 
 
-def test_reporter_writes_jsonl_and_tensorboard(tmp_path):
-    rep = Reporter(0, tmp_path, start_step=0, max_steps=10)
+TENSORBOARD = {"tensorboard": {"enabled": True, "output_path": "auto", "job_name": "pretrain"}}
+
+
+def test_reporter_writes_jsonl_and_tensorboard(tmp_path, monitor_world_of_one):
+    monitor = open_monitor(resolve(TENSORBOARD, tmp_path), tmp_path)
+    rep = Reporter(0, tmp_path, start_step=0, max_steps=10, monitor=monitor)
     m = rep.train(
         5,
         {
@@ -84,17 +96,23 @@ def test_reporter_writes_jsonl_and_tensorboard(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["split"], r["step"]) for r in rows] == [("train", 5), ("eval", 5)]
     assert rows[0]["lr"] == 1e-4 and "loss_scale" not in rows[0]
-    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+    assert tensorboard_scalars(tmp_path / "tb" / "pretrain")["eval/loss"] == [(5, pytest.approx(1.1))]
+    (tmp_path / "plain").mkdir()
+    no_monitor = Reporter(0, tmp_path / "plain", start_step=0, max_steps=10)  # a JSON without monitor sections
+    no_monitor.eval(5, {"loss": 1.1, "mlm_loss": 0.8, "mlm_acc": 0.4})
+    no_monitor.close()
+    assert [p.name for p in (tmp_path / "plain").iterdir()] == ["metrics.jsonl"]
 
 
-def test_reporter_shows_tflops_and_mfu(tmp_path):
+def test_reporter_shows_tflops_and_mfu(tmp_path, monitor_world_of_one):
     calls = []
 
     def flops(tokens, tokens_sq, sequences, predictions):
         calls.append((tokens, tokens_sq, sequences, predictions))
         return 4e12
 
-    rep = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops, peak_tflops=100.0, world=2)
+    monitor = open_monitor(resolve(TENSORBOARD, tmp_path), tmp_path)
+    rep = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops, peak_tflops=100.0, world=2, monitor=monitor)
     rep.last_time -= 2.0  # 2 s of training since the reporter started
     sums = SUMS
     m = rep.train(5, sums, lr=1e-4, grad_norm=None, loss_scale=None)
@@ -102,9 +120,7 @@ def test_reporter_shows_tflops_and_mfu(tmp_path):
     assert calls == [(1000.0, 90000.0, 10.0, 150.0)]
     assert m["tflops"] == pytest.approx(1.0, rel=0.01)  # 4e12 FLOPs / 2 s / 2 devices
     assert m["mfu"] == pytest.approx(0.01, rel=0.01) and m["seq_per_s"] == pytest.approx(5.0, rel=0.01)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags = EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["scalars"]
+    tags = tensorboard_scalars(tmp_path / "tb" / "pretrain")
     assert {"train/tokens_per_s", "train/seq_per_s", "train/tflops", "train/mfu"} <= set(tags)
     assert "train/tokens_sq" not in tags
     no_peak = Reporter(0, tmp_path, start_step=0, max_steps=10, flops=flops)

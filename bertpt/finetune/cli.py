@@ -22,8 +22,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bertpt import __version__, cli
+from bertpt import __version__, cli, monitor
 from bertpt.cli import arg as _arg
+from bertpt.config import read_ds_json
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.finetune import metrics, tasks
 from bertpt.finetune.results import RESULTS, LearningRateRun, Results, TaskResult
@@ -74,6 +75,13 @@ class FinetuneConfig:
     )
     output_dir: str | None = _arg(
         None, "Required. Where results.json, tb/ (TensorBoard) and submission/ (test predictions) are written."
+    )
+    deepspeed_config: str | None = _arg(
+        None,
+        'A DeepSpeed JSON whose monitor sections ("tensorboard", "wandb", "csv_monitor", "comet") say where the '
+        "fine-tunes' scalars go, as in pretraining (the rest of the file is ignored); each fine-tune is one job "
+        '(<output_path>/<task>/lr<lr>_seed<seed>; one W&B run), and an "auto" output_path is under --output_dir. '
+        "Default: TensorBoard in --output_dir/tb.",
     )
     seeds: int = _arg(
         0,
@@ -274,7 +282,7 @@ def finetune(cfg: FinetuneConfig, source=None) -> dict:
 def run(cfg: FinetuneConfig, source=None) -> Results:
     """`finetune`, returning the Results."""
     from bertpt.finetune.source import load_source
-    from bertpt.finetune.train import Recipe, fine_tune, tb_dir
+    from bertpt.finetune.train import Recipe, fine_tune, job_name
 
     start = time.perf_counter()
     cfg.validate()
@@ -282,6 +290,10 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
     if source is None:
         source = load_source(cfg.model, cfg.tag, cfg.random_init)
     data = load_tasks(cfg)
+    monitors = monitor.FINETUNE_DEFAULT
+    if cfg.deepspeed_config is not None:
+        monitors = monitor.monitor_sections(read_ds_json(cfg.deepspeed_config))
+    monitor.check_sections(monitors, out)
     rates = cfg.learning_rates(source.config)
     remove_old_results(out)  # everything is checked; from here on this run owns OUT
     if cfg.max_seq_length > source.config.max_position_embeddings:
@@ -322,11 +334,12 @@ def run(cfg: FinetuneConfig, source=None) -> Results:
             for seed in seeds:
                 what = f"{task.name} lr {recipe.learning_rate:g} seed {seed}"
                 # an earlier run's events in the same directory would show as a second curve in TensorBoard
-                shutil.rmtree(tb_dir(out, task.name, recipe.learning_rate, seed), ignore_errors=True)
+                for d in monitor.job_dirs(monitors, out, job_name(task.name, recipe.learning_rate, seed)):
+                    shutil.rmtree(d, ignore_errors=True)
                 _say(
                     f"{what}: fine-tuning on {n_train:,} examples, {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'}"
                 )
-                r = fine_tune(source, task_data, recipe, seed, out)
+                r = fine_tune(source, task_data, recipe, seed, out, monitors)
                 per_seed.append(r["metrics"])
                 seconds.append(r["seconds"])
                 predictions.append(r["predictions"])

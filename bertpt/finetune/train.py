@@ -35,8 +35,9 @@ from bertpt.errors import BertptError
 from bertpt.finetune import metrics
 from bertpt.finetune.source import Source, quiet_transformers
 from bertpt.finetune.tasks import Split, TaskData
+from bertpt.monitor import FINETUNE_DEFAULT, write_job
 
-LOG_STEPS = 10  # training loss and learning rate to TensorBoard every 10 optimizer steps
+LOG_STEPS = 10  # training loss and learning rate to the dashboards every 10 optimizer steps
 
 
 @dataclass
@@ -112,22 +113,34 @@ def build_model(source: Source, data: TaskData, seed: int):
     return model
 
 
+def job_name(task_name: str, learning_rate: float, seed: int) -> str:
+    """One fine-tune's name on the dashboards: "<task>/lr<lr>_seed<seed>" (its directory under tb/ and csv/)."""
+    return f"{task_name}/lr{learning_rate:g}_seed{seed}"
+
+
 def tb_dir(out_dir: str | Path, task_name: str, learning_rate: float, seed: int) -> Path:
-    """The TensorBoard directory of one fine-tune: out_dir/tb/<task>/lr<lr>_seed<seed>."""
-    return Path(out_dir) / "tb" / task_name / f"lr{learning_rate:g}_seed{seed}"
+    """The TensorBoard directory of one fine-tune with the default dashboards: out_dir/tb/<task>/lr<lr>_seed<seed>."""
+    return Path(out_dir) / "tb" / job_name(task_name, learning_rate, seed)
 
 
-def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir: Path | None = None) -> dict:
+def fine_tune(
+    source: Source,
+    data: TaskData,
+    recipe: Recipe,
+    seed: int,
+    out_dir: Path | None = None,
+    monitors: dict | None = None,
+) -> dict:
     """Fine-tune `source` on `data` with `recipe` and `seed`; predict every evaluation and test split.
 
-    `out_dir`: the run's output directory; TensorBoard scalars (train/loss, train/learning_rate, eval/<metric>)
-    go to out_dir/tb/<task>/lr<lr>_seed<seed>. Nothing else is written (no checkpoints). Returns
+    `out_dir`: the run's output directory; the scalars (train/loss, train/learning_rate, ... every LOG_STEPS
+    steps, eval/<metric> at the last step) go, once the fine-tune is done, through DeepSpeed's monitor to the
+    dashboards of `monitors` (DeepSpeed JSON monitor sections, bertpt.monitor.write_job; None: TensorBoard in
+    out_dir/tb/<task>/lr<lr>_seed<seed>). Nothing else is written (no checkpoints). Returns
     {"metrics": {metric: value} over all evaluation splits, "predictions": {split name: (N,) label ids or
     floats}, "seconds": wall time, "train_examples": N, "steps": optimizer steps, "train_loss": mean loss}.
     Raises BertptError: an empty training split, weights that do not fit."""
-    from torch.utils.tensorboard import SummaryWriter
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
 
     start = time.perf_counter()
@@ -143,8 +156,6 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
 
     model = build_model(source, data, seed)
     with tempfile.TemporaryDirectory(prefix="bertpt-finetune-") as tmp:
-        log_dir = tb_dir(out_dir, task.name, recipe.learning_rate, seed) if out_dir else None
-        writer = SummaryWriter(log_dir=str(log_dir)) if log_dir else None
         args = TrainingArguments(
             output_dir=tmp,  # Trainer wants one; with save_strategy "no" it stays empty
             per_device_train_batch_size=recipe.batch_size,
@@ -160,13 +171,14 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
             eval_strategy="no",
             logging_strategy="steps",
             logging_steps=LOG_STEPS,
-            report_to="none",  # TensorBoard through our own callback: transformers 5 has no logging_dir
+            report_to="none",  # the dashboards through DeepSpeed's monitor (_Scalars, bertpt.monitor.write_job)
             disable_tqdm=True,  # our bar instead (progress.bar: plain lines in a log file)
             dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),  # pinning is for copies to a GPU
         )
         progress_bar = _ProgressCallback(f"{task.name} seed {seed} lr {recipe.learning_rate:g}")
-        callbacks = [progress_bar] + ([TensorBoardCallback(writer)] if writer else [])
+        scalars = _Scalars()
+        callbacks = [progress_bar, scalars]
         with quiet_transformers():
             trainer = Trainer(
                 model=model,
@@ -185,11 +197,14 @@ def fine_tune(source: Source, data: TaskData, recipe: Recipe, seed: int, out_dir
                 if split.labels is not None:
                     labels = np.asarray(split.labels[: len(encoded)])
                     values.update(metrics.compute(task, split.name, predictions[split.name], labels))
-        if log_dir:
-            writer = SummaryWriter(log_dir=str(log_dir))  # the callback closed its writer at the end of training
-            for name, value in values.items():
-                writer.add_scalar(f"eval/{name}", value, trainer.state.global_step)
-            writer.close()
+        if out_dir:
+            events = scalars.events + [(f"eval/{k}", float(v), trainer.state.global_step) for k, v in values.items()]
+            write_job(
+                FINETUNE_DEFAULT if monitors is None else monitors,
+                out_dir,
+                job_name(task.name, recipe.learning_rate, seed),
+                events,
+            )
     return {
         "metrics": values,
         "predictions": predictions,
@@ -219,6 +234,20 @@ def _transformers_errors_only():
         yield
     finally:
         log.set_verbosity(verbosity)
+
+
+class _Scalars(transformers.TrainerCallback):
+    """Trainer's logs as (tag, value, step) scalars, named as transformers' TensorBoardCallback names them
+    (train/loss, train/learning_rate, train/grad_norm, train/epoch), kept until the fine-tune is done."""
+
+    def __init__(self):
+        self.events: list[tuple[str, float, int]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for k, v in (logs or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                tag = f"eval/{k[5:]}" if k.startswith("eval_") else f"train/{k}"
+                self.events.append((tag, float(v), state.global_step))
 
 
 class _ProgressCallback(transformers.TrainerCallback):

@@ -295,12 +295,13 @@ _BEHAVIOUR_SWITCHES = (
 # A line that must go (a list item, a heading) is marked with this character where the parser found it; no
 # wikitext holds it (a C0 control character, which XML 1.0 cannot even carry).
 _DROP_LINE = "\x01"
-# What removed templates and references leave behind in a sentence: "Albedo ({{IPA|...}}) or" -> "Albedo () or".
+# What removed templates and references leave behind in a sentence: "Albedo ({{IPA|...}}) or" -> "Albedo () or",
+# "true {{citation needed}}." -> "true .".
 _EMPTY_BRACKETS = re.compile(r"\(\s*[,;]?\s*\)")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?)])")
-# Runs of 2+ apostrophes the parser left as text (bold/italic opened but not closed on the line: MediaWiki closes
-# them at the line's end); prose never holds two apostrophes in a row.
-_APOSTROPHE_MARKUP = re.compile(r"'{2,}")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.])")
+# Bold and italic: runs of 2+ apostrophes, read by `_quotes` on each line, not by mwparserfromhell (its style-tag
+# parsing gives up on a whole <ref> or link when one '' inside is unbalanced, which is common in articles).
+_APOSTROPHES = re.compile(r"'{2,}")
 
 
 def article_text(wikitext: str) -> str | None:
@@ -398,7 +399,48 @@ def _plain(text: str) -> str:
     for switch in _BEHAVIOUR_SWITCHES:
         if switch in text:
             text = text.replace(switch, "")
-    return _APOSTROPHE_MARKUP.sub("", text) if "''" in text else text
+    return text
+
+
+def _quotes(line: str) -> str:
+    """A line without its bold/italic markup, as MediaWiki renders it (Parser::doQuotes): runs of 2, 3 and 5
+    apostrophes toggle italics, bold or both and show nothing; a run of 4 is an apostrophe then bold, and a
+    longer run shows its apostrophes beyond five. When a line holds an odd number of both italic and bold
+    toggles, one bold run is an apostrophe then italics (so "''Iliad'''s" shows "Iliad's"): the first after a
+    one-letter word, else the first after a longer word, else the first after a space."""
+    runs = list(_APOSTROPHES.finditer(line))
+    if not runs:
+        return line
+    shown = []  # what each run shows
+    italics = bolds = 0
+    for r in runs:
+        n = len(r.group())
+        shown.append("'" if n == 4 else "'" * (n - 5) if n > 5 else "")
+        n = 3 if n == 4 else min(n, 5)
+        italics += n in (2, 5)
+        bolds += n in (3, 5)
+    if italics % 2 and bolds % 2:
+        single = multi = space = None
+        for i, r in enumerate(runs):
+            if len(r.group()) != 3:
+                continue
+            before, before2 = line[r.start() - 1 : r.start()], line[max(r.start() - 2, 0) : r.start() - 1]
+            if before == " ":
+                space = i if space is None else space
+            elif before2 in (" ", ""):
+                single = i
+                break
+            elif multi is None:
+                multi = i
+        chosen = next((i for i in (single, multi, space) if i is not None), None)
+        if chosen is not None:
+            shown[chosen] = "'"
+    out, pos = [], 0
+    for r, text in zip(runs, shown):
+        out += [line[pos : r.start()], text]
+        pos = r.end()
+    out.append(line[pos:])
+    return "".join(out)
 
 
 def _paragraphs(rendered: str) -> str:
@@ -412,7 +454,7 @@ def _paragraphs(rendered: str) -> str:
                 paragraphs.append(" ".join(current))
                 current = []
         else:
-            current.append(line.strip())
+            current.append(_quotes(line).strip())
     if current:
         paragraphs.append(" ".join(current))
     result = []

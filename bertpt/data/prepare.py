@@ -92,7 +92,8 @@ class PrepareConfig:
         "auto",
         "Format of the input files: text (one sentence or paragraph per line, a "
         "blank line between documents), jsonl (one document per line), or auto (by "
-        "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl).",
+        "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl). A MediaWiki XML dump is "
+        "recognised by its content whatever this says: one document per article, its wikitext turned into prose.",
         choices=["auto", "text", "jsonl"],
     )
     text_field: str = _arg("text", "JSONL key / Hugging Face dataset column that holds a document's text.")
@@ -585,8 +586,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "inputs",
         nargs="*",
-        help="Text or JSONL files (optionally .gz/.bz2/.xz), directories "
-        "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.",
+        help="Text or JSONL files (optionally .gz/.bz2/.xz), MediaWiki XML dumps (Wikipedia's "
+        "*-pages-articles*.xml.bz2, any name), directories (read recursively) or glob patterns (quote them). "
+        "Not with --hf_dataset or --merge.",
     )
     with exit_on_error(PROG):
         cfg, ns = cli.parse(parser, argv)

@@ -12,8 +12,8 @@ their raw wikitext (of the page's last revision); the rest are counted (`DumpCou
 Converting (`article_text`, in the prepare worker processes, called by shards.py): the wikitext is parsed by
 mwparserfromhell (the parser of the pywikibot / Earwig tools, https://github.com/earwig/mwparserfromhell)
 and its tree is rendered as plain prose. What is kept follows BERT's own extraction of Wikipedia ("we extract
-only the text passages and ignore lists, tables, and headers", Devlin et al. 2019, sec. 3.1), as WikiExtractor's
-default output (NVIDIA's BERT recipe) does too:
+only the text passages and ignore lists, tables, and headers", Devlin et al. 2019, sec. 3.1; WikiExtractor, which
+NVIDIA's BERT recipe runs, keeps lists only when asked to):
 
     kept      the text of paragraphs, bold/italic and other inline formatting as its text, the text a link
               shows ([[target|text]] -> text, [[target]] -> target), an external link's title, HTML
@@ -47,7 +47,6 @@ from bertpt.errors import BertptError
 PLAIN, WIKITEXT = "plain", "wikitext"
 MARKUPS = (PLAIN, WIKITEXT)
 
-_READ_BLOCK = 1 << 20  # bytes fed to the XML parser at a time
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -60,7 +59,8 @@ def sniff(head: bytes) -> str:
     <mediawiki>), "xml" (another XML document: an XML declaration, then another root) or "text". A byte-order
     mark, whitespace, the XML declaration and comments may come before the root."""
     s = _after_prolog(head)
-    if s.startswith(b"<mediawiki") and s[len(b"<mediawiki") : len(b"<mediawiki") + 1] in (b" ", b">", b"\n", b"\t"):
+    root = b"<mediawiki"
+    if s.startswith(root) and s[len(root) : len(root) + 1] in (b" ", b">", b"\n", b"\r", b"\t"):
         return "dump"
     return "xml" if head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"<?xml") else "text"
 
@@ -373,7 +373,7 @@ def _render_link(link, out: list[str]) -> None:
         return
     if link.text is not None:
         _render(link.text, out)
-    elif colon and _LANGUAGE_PREFIX.fullmatch(prefix):
+    elif colon and _LANGUAGE_PREFIX.fullmatch(title.partition(":")[0].strip()):  # as written: fr, not Fr
         return  # [[fr:Albédo]]: an interlanguage link
     else:
         out.append(_plain(title.lstrip(":")))

@@ -63,6 +63,8 @@ def has_prose_line(wikitext: str) -> bool:
     not a file or category (list items, headings, tables, templates and comments start otherwise)."""
     for line in wikitext.split("\n"):
         s = line.strip()
+        if not s:
+            continue
         if s[:1].isalnum() or s[:1] in "'\"" or (s.startswith("[[") and not re.match(r"\[\[(File|Image|Category):", s)):
             return True
     return False
@@ -198,29 +200,31 @@ def test_links_keep_their_text_and_known_sentences_are_whole(prose):
 @pytest.fixture(scope="module")
 def reference(enwiki) -> dict[str, tuple[int, list[str]]]:
     """Per article of the sample: the words of its wikitext with the markup stripped by mwparserfromhell's own
-    strip_code(), and its plain prose lines (`plain_lines`); one parse per page."""
-    return {t: reference_of(w) for t, w in articles_of(enwiki).items()}
+    strip_code(), and the plain prose lines of every other article (CI time: parsing is the cost)."""
+    return {t: reference_of(w, lines=k % 2 == 0) for k, (t, w) in enumerate(articles_of(enwiki).items())}
 
 
-def reference_of(wikitext: str) -> tuple[int, list[str]]:
+def reference_of(wikitext: str, lines: bool = True) -> tuple[int, list[str]]:
     """strip_code() keeps reference text, table cells, list items, headings and image captions: what BERT's
     extraction leaves out by design. The plain lines: the page's lines of running text whose markup is only
     links and bold/italic, as strip_code() shows them (comments and references, which may span lines, removed
     first)."""
     code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
     n_words = words(code.strip_code())
+    if not lines:
+        return n_words, []
     for node in list(code.filter(recursive=False, forcetype=(Comment, Tag))):
         if isinstance(node, Comment) or str(node.tag) in ("ref", "table", "gallery"):
             code.remove(node)
-    lines = []
+    plain = []
     for line in str(code).split("\n"):
         if line.startswith(tuple("*#:;=|!{ ")) or re.search(r"\{\{|\}\}|<|&|__|http|\[\[(File|Image|Category|:)", line):
             continue
         text = " ".join(mwparserfromhell.parse(line).strip_code().replace("''", "").split())
         text = text.replace(" ,", ",").replace(" .", ".")
         if words(text) >= 4:
-            lines.append(text)
-    return n_words, lines
+            plain.append(text)
+    return n_words, plain
 
 
 def test_the_words_kept_are_most_of_the_article_text(enwiki, prose, reference):
@@ -253,7 +257,7 @@ def test_paragraphs_of_plain_prose_survive_whole(which, enwiki, prose, reference
         out = " ".join(converted[title].split())
         n += len(expected)
         whole += sum(line in out for line in expected)
-    assert n >= (3900 if which == "enwiki" else 150) and whole / n >= 0.99, (whole, n)
+    assert n >= (1800 if which == "enwiki" else 150) and whole / n >= 0.99, (whole, n)
 
 
 def test_the_table_sample_keeps_its_prose_and_drops_its_tables():
@@ -335,19 +339,23 @@ def test_a_damaged_dump_or_foreign_xml_is_one_line(tmp_path, prepared, capsys, c
 
 def test_a_prepare_cut_short_by_a_damaged_dump_resumes_on_the_whole_one(tmp_path, prepared, capsys):
     """A download cut at 60%: the chunks before the damage are written, then one error; the same command on the
-    whole dump keeps them and writes the rest: the result is the uninterrupted run's, byte for byte (one worker
-    here, two there)."""
+    whole dump keeps them and writes the rest: the result is the uninterrupted run's, byte for byte (with no
+    worker process, then one, there two)."""
     whole, meta = prepared
     cut_dump = tmp_path / "enwiki.xml"  # plain XML: detected by content too
     cut_dump.write_bytes(cut(sample(ENWIKI), 0.6))
     out = tmp_path / "out"
-    settings = dict(tokenizer=str(whole / "tokenizer"), num_workers=1)
-    with pytest.raises(BertptError, match="cut short"):
-        prepare(PREPARED_SETTINGS(out, **settings), source=Source(inputs=[str(cut_dump)]), progress=False)
+    settings = dict(tokenizer=str(whole / "tokenizer"))
+    with pytest.raises(BertptError, match="cut short"):  # in this process: no read-ahead before the chunks' pass
+        prepare(
+            PREPARED_SETTINGS(out, **settings, num_workers=0), source=Source(inputs=[str(cut_dump)]), progress=False
+        )
     done = {p.name: p.stat().st_mtime_ns for p in out.glob("chunk-*.json")}
     assert 3 <= len(done) < meta.chunks and not (out / "meta.json").exists()
     capsys.readouterr()
-    resumed = prepare(PREPARED_SETTINGS(out, **settings), source=Source(inputs=[str(sample(ENWIKI))]), progress=False)
+    resumed = prepare(
+        PREPARED_SETTINGS(out, **settings, num_workers=1), source=Source(inputs=[str(sample(ENWIKI))]), progress=False
+    )
     assert f"continuing the unfinished run in {out} ({len(done)} chunks already done)" in capsys.readouterr().err
     assert all((out / name).stat().st_mtime_ns == t for name, t in done.items())  # not redone
     assert output_files(out) == output_files(whole)

@@ -375,8 +375,10 @@ def _render_link(link, out: list[str]) -> None:
         _render(link.text, out)
     elif colon and _LANGUAGE_PREFIX.fullmatch(title.partition(":")[0].strip()):  # as written: fr, not Fr
         return  # [[fr:Albédo]]: an interlanguage link
-    else:
-        out.append(_plain(title.lstrip(":")))
+    else:  # the title as written, its entities (&nbsp;) as characters
+        shown: list[str] = []
+        _render(link.title, shown)
+        out.append("".join(shown).strip().lstrip(":"))
 
 
 def _render_template(template, out: list[str]) -> None:

@@ -187,10 +187,14 @@ class WikipediaCounts:
 
     def note(self) -> str:
         """One line for bertpt-prepare's summary."""
+
+        def n(count: int, noun: str) -> str:  # noun: the singular, whose plural adds an "s"
+            return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
         return (
-            f"Wikipedia: read {self.pages:,} pages, kept {self.documents:,} articles; skipped {self.redirects:,} "
-            f"redirects, {self.other_namespaces:,} pages outside the article namespace, {self.disambiguation:,} "
-            f"disambiguation pages and {self.empty:,} articles with no prose left"
+            f"Wikipedia: read {n(self.pages, 'page')}, kept {n(self.documents, 'article')}; skipped "
+            f"{n(self.redirects, 'redirect')}, {n(self.other_namespaces, 'page')} outside the article namespace, "
+            f"{n(self.disambiguation, 'disambiguation page')} and {n(self.empty, 'article')} with no prose left"
         )
 
 

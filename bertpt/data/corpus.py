@@ -14,6 +14,12 @@ Text files (`--input_format text`; anything not named as JSONL below):
     document that is not valid UTF-8 is skipped and counted, not fatal, so one damaged document
     in a crawl does not stop a run. A line is blank when str.strip() leaves nothing (as in Google's).
 
+MediaWiki XML dumps (Wikipedia's `*-pages-articles*.xml.bz2`, any name): recognised by their content (the
+    root element <mediawiki> at the start of the decompressed stream), whatever --input_format says. Each
+    article (a main-namespace page that is not a redirect) is one document, yielded as its raw wikitext:
+    the prepare workers turn it into prose (wikipedia.py). A run reads dumps alone, or no dump at all
+    (`input_markup`). Another XML document (an XML declaration, then another root element) is refused.
+
 JSON Lines (`--input_format jsonl`; by default files named *.jsonl, *.json or *.ndjson):
     One JSON object per line (a .json file holding one big array must be converted first); the
     string under `--text_field` (default "text") is one document.
@@ -54,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from bertpt.data import wikipedia
 from bertpt.errors import BertptError
 
 INPUT_FORMATS = ("auto", "text", "jsonl")
@@ -82,6 +89,7 @@ class ReadStats:
     invalid_utf8_documents: int = 0  # documents dropped because they are not valid UTF-8
     binary_files: list[str] = field(default_factory=list)  # files skipped as binary
     empty_files: int = 0  # readable, non-binary files that held no text at all
+    wikipedia: wikipedia.DumpCounts | None = None  # pages of MediaWiki XML dumps, by kind (None: no dump read)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +160,48 @@ def iter_documents(source: Source, stats: ReadStats) -> Iterator[str]:
     return _files_documents(files, source, stats)
 
 
+def input_markup(source: Source) -> str:
+    """The markup of the source's documents: wikipedia.WIKITEXT when every input file is a MediaWiki XML dump,
+    wikipedia.PLAIN when none is (and for a dataset). Opens each file for its first bytes only. Raises
+    BertptError for XML that is not a dump, and for dumps mixed with other files (the documents of one run are
+    converted alike)."""
+    if source.hf_dataset:
+        return wikipedia.PLAIN
+    dumps, others = [], []
+    for path in resolve_files(source.inputs):
+        with _reading(path) as (_, f):
+            head = f.read(_BINARY_SNIFF_BYTES)
+        kind = wikipedia.sniff(head)
+        if kind == "xml":
+            raise _not_a_dump(path, head)
+        (dumps if kind == "dump" else others).append(path)
+    if dumps and others:
+        raise BertptError(
+            f"{dumps[0]} is a MediaWiki XML dump but {others[0]} is not; prepare dumps and other text in separate "
+            "runs (or convert one of them first)"
+        )
+    return wikipedia.WIKITEXT if dumps else wikipedia.PLAIN
+
+
+def _not_a_dump(path: Path, head: bytes) -> BertptError:
+    root = wikipedia.root_name(head)
+    return BertptError(
+        f"{path}: XML{f' with root element <{root}>' if root else ''}, not a MediaWiki XML dump (<mediawiki>); "
+        "bertpt-prepare reads Wikipedia's pages-articles dumps and plain text"
+    )
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(the raw file, its decompressed stream); a damaged or unreadable file is one BertptError line."""
+    try:
+        with open(path, "rb") as raw, _decompressing(path, raw) as f:
+            yield raw, f
+    except _READ_ERRORS as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise BertptError(f"{path}: cannot read ({reason}); repair the file or leave it out of the input") from None
+
+
 def _files_documents(files: list[Path], source: Source, stats: ReadStats) -> Iterator[str]:
     for path in files:
         yield from _file_documents(path, _format_of(path, source.input_format), source.text_field, stats)
@@ -164,6 +214,7 @@ _DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
 }
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _BINARY_SNIFF_BYTES = 8192
+_DUMP_BLOCK_BYTES = 1 << 20  # decompressed bytes fed to the XML parser at a time
 _UTF8_BOM = b"\xef\xbb\xbf"
 # What damaged or unreadable files raise (gzip.BadGzipFile is an OSError; a truncated stream
 # raises EOFError; corrupt deflate data raises zlib.error).
@@ -182,27 +233,36 @@ def _format_of(path: Path, input_format: str) -> str:
 def _file_documents(path: Path, fmt: str, text_field: str, stats: ReadStats) -> Iterator[str]:
     start = stats.bytes_read
     seen_before = stats.documents + stats.invalid_utf8_documents
-    try:
-        with open(path, "rb") as raw, _decompressing(path, raw) as f:
-            stats.files += 1
-            lines = _lines_unless_binary(f)
-            if lines is None:
+    with _reading(path) as (raw, f):
+        stats.files += 1
+        head = f.read(_BINARY_SNIFF_BYTES)
+        kind = wikipedia.sniff(head)
+        binary = False
+        if kind == "xml":
+            raise _not_a_dump(path, head)
+        if kind == "dump":
+            if stats.wikipedia is None:
+                stats.wikipedia = wikipedia.DumpCounts()
+            blocks = itertools.chain([head], iter(lambda: f.read(_DUMP_BLOCK_BYTES), b""))
+            docs = wikipedia.read_dump(blocks, str(path), stats.wikipedia)
+        else:
+            lines = _lines_unless_binary(head, f)
+            binary = lines is None
+            if binary:
                 stats.binary_files.append(str(path))
+                docs = iter(())
+            elif fmt == "text":
+                docs = _text_documents(lines, stats)
             else:
-                docs = (
-                    _text_documents(lines, stats) if fmt == "text" else _jsonl_documents(lines, path, text_field, stats)
-                )
-                for doc in docs:
-                    stats.documents += 1
-                    # Per document, not per line: cheap, and often enough for a progress bar.
-                    stats.bytes_read = start + raw.tell()
-                    yield doc
-                if stats.documents + stats.invalid_utf8_documents == seen_before:
-                    stats.empty_files += 1
-            stats.bytes_read = start + os.fstat(raw.fileno()).st_size
-    except _READ_ERRORS as e:
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        raise BertptError(f"{path}: cannot read ({reason}); repair the file or leave it out of the input") from None
+                docs = _jsonl_documents(lines, path, text_field, stats)
+        for doc in docs:
+            stats.documents += 1
+            # Per document, not per line: cheap, and often enough for a progress bar.
+            stats.bytes_read = start + raw.tell()
+            yield doc
+        if stats.documents + stats.invalid_utf8_documents == seen_before and not binary:
+            stats.empty_files += 1
+        stats.bytes_read = start + os.fstat(raw.fileno()).st_size
 
 
 def _decompressing(path: Path, raw: BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
@@ -210,9 +270,9 @@ def _decompressing(path: Path, raw: BinaryIO) -> contextlib.AbstractContextManag
     return decompressor(raw) if decompressor else contextlib.nullcontext(raw)
 
 
-def _lines_unless_binary(f: BinaryIO) -> Iterator[bytes] | None:
-    """The file's byte lines, or None when its first 8 KiB hold a NUL byte (no text file does)."""
-    head = f.read(_BINARY_SNIFF_BYTES)
+def _lines_unless_binary(head: bytes, f: BinaryIO) -> Iterator[bytes] | None:
+    """The file's byte lines (`head`, its first bytes already read, then the rest of `f`), or None when the
+    head holds a NUL byte (no text file does)."""
     if b"\0" in head:
         return None
     if head.startswith(_UTF8_BOM):

@@ -163,6 +163,41 @@ class NspPairing:
         )
 
 
+@dataclass(frozen=True)
+class WikipediaCounts:
+    """The pages of the MediaWiki XML dumps a directory was prepared from (wikipedia.py), by what became of them.
+
+    pages: every <page> read; other_namespaces: pages outside the main (article) namespace (talk, user, template,
+    category... pages); redirects: main-namespace redirects; articles: the rest, converted to prose;
+    disambiguation: articles that are disambiguation pages; empty: articles with no prose left (all lists or
+    tables). The documents prepared are the articles less the disambiguation and empty ones.
+    """
+
+    pages: int = 0
+    other_namespaces: int = 0
+    redirects: int = 0
+    articles: int = 0
+    disambiguation: int = 0
+    empty: int = 0
+
+    @property
+    def documents(self) -> int:
+        """The articles that became documents."""
+        return self.articles - self.disambiguation - self.empty
+
+    def note(self) -> str:
+        """One line for bertpt-prepare's summary."""
+
+        def n(count: int, noun: str) -> str:  # noun: the singular, whose plural adds an "s"
+            return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+        return (
+            f"Wikipedia: read {n(self.pages, 'page')}, kept {n(self.documents, 'article')}; skipped "
+            f"{n(self.redirects, 'redirect')}, {n(self.other_namespaces, 'page')} outside the article namespace, "
+            f"{n(self.disambiguation, 'disambiguation page')} and {n(self.empty, 'article')} with no prose left"
+        )
+
+
 @dataclass
 class Meta:
     """meta.json: what a prepared directory holds. `directory` is where it was read from (not stored)."""
@@ -188,6 +223,9 @@ class Meta:
     unk_rate: float | None = None
     # MLM_NSP or MLM_ONLY (see OBJECTIVES); data prepared before the choice existed is MLM_NSP.
     objective: str = MLM_NSP
+    # What the MediaWiki XML dumps of the input held; None when the input was not a dump (and in data prepared
+    # before dumps were read).
+    wikipedia: WikipediaCounts | None = None
     directory: Path | None = field(default=None, compare=False)
 
     @property
@@ -233,6 +271,7 @@ class Meta:
             "nsp_pairing": asdict(self.pairing),
             "unk_rate": self.unk_rate,
             "objective": self.objective,
+            "wikipedia": None if self.wikipedia is None else asdict(self.wikipedia),
         }
 
     @classmethod
@@ -268,6 +307,11 @@ class Meta:
             if k in d
         }
         pairing = d.get("nsp_pairing") or {}  # absent before this was recorded
+        wiki = d.get("wikipedia")  # absent before dumps were read, null for other input
+        if wiki is not None:
+            optional["wikipedia"] = WikipediaCounts(
+                **{k: int(v) for k, v in wiki.items() if k in WikipediaCounts.__dataclass_fields__}
+            )
         return cls(
             pairing=NspPairing(**{k: int(v) for k, v in pairing.items() if k in NspPairing.__dataclass_fields__}),
             vocab_size=int(d["vocab_size"]),

@@ -3,9 +3,12 @@ packed to the full length: packing.py) → sharded files + meta.json.
 
     bertpt-prepare corpus/ 'more/*.txt.gz' --output_dir data/wiki128 [--tokenizer vocab.txt]
     bertpt-prepare --hf_dataset wikimedia/wikipedia --hf_config 20231101.en --hf_streaming --output_dir ...
+    bertpt-prepare enwiki-20250101-pages-articles-multistream.xml.bz2 --output_dir data/wiki128
 
 Streaming end to end: the parent process reads documents in input order and cuts them into chunks
 of about --chunk_mb of text; worker processes turn each chunk into its shard files (shards.py).
+A MediaWiki XML dump is read the same way, its articles' raw wikitext being the documents: the
+workers turn it into prose (wikipedia.py), and so does a pool of them for the tokenizer's passes.
 At most num_workers + 3 chunks are in memory at once, whatever the corpus size. Each chunk is
 seeded by its index, so the result does not depend on the number of workers, an interrupted run
 continues where it stopped (finished chunks are kept), and several nodes can each take a slice of
@@ -21,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -32,6 +36,7 @@ from bertpt.cli import arg as _arg
 from bertpt.data.corpus import (
     ReadStats,
     Source,
+    input_markup,
     iter_documents,
     report_skips,
     total_input_bytes,
@@ -69,6 +74,7 @@ from bertpt.data.tokenizer import (
     train_tokenizer,
     vocabulary_size_warning,
 )
+from bertpt.data.wikipedia import PLAIN, convert_articles
 from bertpt.errors import BertptError, exit_on_error, require_writable_dir
 from bertpt.files import write_atomic
 from bertpt.progress import bar as progress_bar
@@ -86,7 +92,8 @@ class PrepareConfig:
         "auto",
         "Format of the input files: text (one sentence or paragraph per line, a "
         "blank line between documents), jsonl (one document per line), or auto (by "
-        "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl).",
+        "suffix: .jsonl/.json/.ndjson, optionally compressed, are jsonl). A MediaWiki XML dump is "
+        "recognised by its content whatever this says: one document per article, its wikitext turned into prose.",
         choices=["auto", "text", "jsonl"],
     )
     text_field: str = _arg("text", "JSONL key / Hugging Face dataset column that holds a document's text.")
@@ -207,9 +214,10 @@ class PrepareConfig:
         s["max_predictions_per_seq"] = self.resolved_max_predictions()
         return s
 
-    def chunk_settings(self) -> ChunkSettings:
-        """The typed subset of data_settings() that the chunk writers use."""
-        return ChunkSettings.from_settings(self.data_settings())
+    def chunk_settings(self, markup: str = PLAIN) -> ChunkSettings:
+        """The typed subset of data_settings() that the chunk writers use, for documents in `markup`
+        (wikipedia.MARKUPS, decided by the input: corpus.input_markup)."""
+        return ChunkSettings.from_settings({**self.data_settings(), "markup": markup})
 
     def validate(self) -> None:
         cli.refuse_nan(self)
@@ -263,15 +271,21 @@ def prepare(
     if cfg.merge:
         return merge(out)
     t0 = time.time()
+    markup = input_markup(source) if documents is None else PLAIN
 
     def docs(read: ReadStats) -> Iterator[str]:  # one pass over the input; called once per pass
         return iter(documents()) if documents is not None else iter_documents(source, read)
 
-    tok = _claim_and_tokenizer(cfg, out, lambda: docs(ReadStats()), progress)
+    def texts() -> Iterator[str]:  # one pass over the input's text, for the tokenizer
+        return docs(ReadStats()) if markup == PLAIN else _prose(docs(ReadStats()), cfg.workers())
+
+    tok = _claim_and_tokenizer(cfg, out, texts, markup, progress)
     if cfg.tokenizer_only:
         return None
     read = ReadStats()
-    n_chunks = _run_chunks(cfg, out, tok, docs(read), read, total_input_bytes(source) if source else None, progress)
+    n_chunks = _run_chunks(
+        cfg, out, tok, markup, docs(read), read, total_input_bytes(source) if source else None, progress
+    )
     slice_info = {"chunks": n_chunks, "read": asdict(read), "seconds": round(time.time() - t0, 1)}
     write_atomic(out / slice_file(cfg.slice, cfg.num_slices), json.dumps(slice_info).encode())
     report_skips(read, PROG)
@@ -312,9 +326,9 @@ def _wipe(out: Path) -> None:
 
 
 def _claim_of(earlier: dict) -> dict:
-    """An earlier prepare.json as this release's claim: without the tokenizer hash, and with the
-    objective an earlier release's settings imply (they predate the choice: mlm_nsp)."""
-    settings = {"objective": MLM_NSP, **earlier.get("settings", {})}
+    """An earlier prepare.json as this release's claim: without the tokenizer hash, and with the objective and
+    markup an earlier release's settings imply (they predate the choices: mlm_nsp, plain text)."""
+    settings = {"objective": MLM_NSP, "markup": PLAIN, **earlier.get("settings", {})}
     return {**{k: v for k, v in earlier.items() if k != "tokenizer_hash"}, "settings": settings}
 
 
@@ -326,9 +340,10 @@ def _check_unk_rate(cfg: PrepareConfig, tok, docs: Callable[[], Iterator[str]]) 
         print(f"bertpt: warning: {warning}", file=sys.stderr)
 
 
-def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Iterator[str]], progress: bool):
+def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Iterator[str]], markup: str, progress: bool):
     """Check what --output_dir holds, then load/train the tokenizer and check that it fits the text
-    (before anything is written or wiped); returns it."""
+    (`docs()`: one pass over the input's text, as prose) before anything is written or wiped; returns it.
+    `markup` (wikipedia.MARKUPS) is recorded with the settings."""
     # Load a given tokenizer first: a bad one is reported before anything is touched, and it may
     # live inside --output_dir (from --tokenizer_only).
     given, casing = open_tokenizer(cfg.tokenizer, cfg.cased, cfg.strip_accents) if cfg.tokenizer else (None, None)
@@ -340,7 +355,7 @@ def _claim_and_tokenizer(cfg: PrepareConfig, out: Path, docs: Callable[[], Itera
     if given is not None and not (out / PREPARE_FILE).is_file():  # (a run being continued passed the check)
         _check_unk_rate(cfg, given, docs)
     # the settings as used: a --tokenizer's casing is the one resolved from it
-    settings = {**cfg.data_settings(), "cased": casing.cased, "strip_accents": casing.strip_accents}
+    settings = {**cfg.data_settings(), "cased": casing.cased, "strip_accents": casing.strip_accents, "markup": markup}
     claim = {"format": FORMAT_VERSION, "settings": settings}
     wipe = False  # done once the tokenizer is known to fit, so that a refusal leaves the directory as it was
     if out.is_dir():
@@ -450,13 +465,21 @@ def _chunks(docs: Iterator[str], chunk_chars: int) -> Iterator[tuple[int, list[s
 
 
 def _run_chunks(
-    cfg: PrepareConfig, out: Path, tok, docs: Iterator[str], read: ReadStats, total_bytes: int | None, progress: bool
+    cfg: PrepareConfig,
+    out: Path,
+    tok,
+    markup: str,
+    docs: Iterator[str],
+    read: ReadStats,
+    total_bytes: int | None,
+    progress: bool,
 ) -> int:
-    """Prepare this slice's unfinished chunks; returns the number of chunks in the whole input."""
+    """Prepare this slice's unfinished chunks of `docs` (in `markup`: the workers convert wikitext); returns the
+    number of chunks in the whole input."""
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
     writer_args = (
         tok.backend_tokenizer.to_str(),
-        cfg.chunk_settings(),
+        cfg.chunk_settings(markup),
         SpecialIds(**special_ids(tok)),
         vocab_size,
         continuation_table(tok) if cfg.whole_word_mask else None,
@@ -510,6 +533,44 @@ def _run_chunks(
     return n_chunks
 
 
+# A batch of articles for one conversion task of the tokenizer's passes: big enough to amortise the task's
+# pickling, small enough that the pool's queue (workers + 2 batches) stays a few MB.
+_PROSE_BATCH_CHARS = 1 << 20
+
+
+def _prose(wikitexts: Iterator[str], workers: int) -> Iterator[str]:
+    """The articles' prose (wikipedia.convert_articles; skipped ones left out), in input order, converted by
+    `workers` processes (0: in this one) with at most workers + 2 batches in flight: memory stays bounded.
+    For the tokenizer's passes; the chunks' pass converts in the chunk workers instead."""
+
+    def batches() -> Iterator[list[str]]:
+        batch, size = [], 0
+        for w in wikitexts:
+            batch.append(w)
+            size += len(w)
+            if size >= _PROSE_BATCH_CHARS:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+
+    if workers == 0:
+        for batch in batches():
+            yield from filter(None, convert_articles(batch)[0])
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))  # spawn: see _run_chunks
+    try:
+        pending: deque = deque()
+        for batch in batches():
+            pending.append(pool.submit(convert_articles, batch))
+            while len(pending) > workers + 1:
+                yield from filter(None, pending.popleft().result()[0])
+        while pending:
+            yield from filter(None, pending.popleft().result()[0])
+    finally:  # also when the consumer stops early (the [UNK] check reads the first ~1 MB only)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     from transformers import HfArgumentParser
 
@@ -525,8 +586,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "inputs",
         nargs="*",
-        help="Text or JSONL files (optionally .gz/.bz2/.xz), directories "
-        "(read recursively) or glob patterns (quote them). Not with --hf_dataset or --merge.",
+        help="Text or JSONL files (optionally .gz/.bz2/.xz), MediaWiki XML dumps (Wikipedia's "
+        "*-pages-articles*.xml.bz2, any name), directories (read recursively) or glob patterns (quote them). "
+        "Not with --hf_dataset or --merge.",
     )
     with exit_on_error(PROG):
         cfg, ns = cli.parse(parser, argv)
@@ -544,6 +606,8 @@ def main(argv: list[str] | None = None) -> None:
         meta = prepare(cfg, source=source)
         if meta is None:
             return
+        if meta.wikipedia is not None:
+            print(meta.wikipedia.note())
         tr = meta.splits["train"]
         va = meta.splits.get("val")
         pairing = meta.pairing.note() if meta.nsp else None

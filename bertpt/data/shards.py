@@ -44,6 +44,7 @@ from bertpt.data.format import (
     NspPairing,
     SpecialIds,
     SplitInfo,
+    WikipediaCounts,
     chunk_file,
     read_prepare_claim,
     shard_stem,
@@ -56,6 +57,7 @@ from bertpt.data.masking import StaticMasker
 from bertpt.data.packing import pack, token_stream
 from bertpt.data.sentences import split_sentences
 from bertpt.data.tokenizer import load_tokenizer, special_ids
+from bertpt.data.wikipedia import PLAIN, WIKITEXT, convert_articles
 from bertpt.errors import BertptError
 from bertpt.files import save_npy_atomic, write_atomic
 
@@ -108,6 +110,9 @@ class ChunkSettings:
     dupe_factor: int
     masking: Masking
     objective: str = MLM_NSP  # format.OBJECTIVES
+    # wikipedia.MARKUPS: PLAIN documents are text; WIKITEXT documents are articles of a MediaWiki dump, turned into
+    # prose here, in the workers (wikipedia.article_text), so that the conversion runs on all cores
+    markup: str = PLAIN
 
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> ChunkSettings:
@@ -127,6 +132,7 @@ class ChunkSettings:
                 max_predictions_per_seq=s["max_predictions_per_seq"],
             ),
             objective=s.get("objective", MLM_NSP),  # absent from settings recorded before the choice existed
+            markup=s.get("markup", PLAIN),  # absent from settings recorded before dumps were read
         )
 
 
@@ -179,6 +185,10 @@ class ChunkWriter:
         return (flat if keep.all() else flat[keep]), seg_lengths, dropped
 
     def __call__(self, chunk: int, documents: list[str]) -> dict:
+        n_input = len(documents)
+        wikipedia = None
+        if self.s.markup == WIKITEXT:
+            documents, wikipedia = convert_articles(documents)  # skipped articles become "", dropped as empty
         flat, seg_lengths, dropped = self.tokenize(documents)
         docs = documents_from_lengths(seg_lengths)
         # the text's tokens and its [UNK]s, for meta.json's exact [UNK] rate
@@ -192,7 +202,7 @@ class ChunkWriter:
         val = set(random.Random(chunk_seed(self.s.seed, "split", chunk)).sample(range(n), n_val))
         stats = {
             "chunk": chunk,
-            "input_documents": len(documents),
+            "input_documents": n_input,
             "short_documents": dropped,
             # how this chunk kept every random-next B in another document (see held_out_count)
             "held_out_raised": int(n_val > round(f * n)),
@@ -201,6 +211,8 @@ class ChunkWriter:
             **unk_counts,
             "splits": {},
         }
+        if wikipedia is not None:
+            stats["wikipedia"] = wikipedia  # {"disambiguation": n, "empty": n}
         for split in SPLITS:
             split_docs = [d for i, d in enumerate(docs) if (i in val) == (split == "val")]
             if len(split_docs) < (MIN_SPLIT_DOCUMENTS if nsp else 1):
@@ -353,7 +365,12 @@ def merge(out: Path) -> Meta:
         raise BertptError(
             "no document of the input produced a training instance (is the input empty, or --min_doc_tokens too high?)"
         )
-    read = next(iter(slices.values()))["read"]
+    read = dict(next(iter(slices.values()))["read"])
+    wikipedia = None
+    dump_counts = read.pop("wikipedia", None)  # the reader's counts; what the workers skipped is in the chunks
+    if dump_counts is not None:
+        skipped = {k: sum(c.get("wikipedia", {}).get(k, 0) for c in chunks) for k in ("disambiguation", "empty")}
+        wikipedia = WikipediaCounts(**dump_counts, **skipped)
     tok = load_tokenizer(out / TOKENIZER_DIR)
     vocab_size = len(tok.backend_tokenizer.get_vocab(with_added_tokens=False))
     settings = ChunkSettings.from_settings(claim["settings"])
@@ -375,6 +392,7 @@ def merge(out: Path) -> Meta:
         pairing=NspPairing(min_split_documents=MIN_SPLIT_DOCUMENTS, **pairing),
         unk_rate=unk_rate(chunks),
         objective=settings.objective,
+        wikipedia=wikipedia,
         directory=out,
     )
     write_meta(out, meta)

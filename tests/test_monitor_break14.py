@@ -37,3 +37,21 @@ def test_csv_files_hold_one_header_across_a_resume(tmp_path, monitor_world_of_on
         rep.close()
     lines = (tmp_path / "csv" / "pretrain" / "train_loss.csv").read_text().splitlines()
     assert [line for line in lines if line.startswith("step")] == ["step,loss"], lines
+
+
+def test_wandb_without_an_api_key_is_one_error(tmp_path, monitor_world_of_one, monkeypatch):
+    """"wandb" enabled, not logged in, WANDB_MODE not offline: bertpt-pretrain ends with a 37-line [rank0] traceback
+    (wandb.errors.errors.UsageError: No API key configured); a user expects one line saying `wandb login` or
+    WANDB_MODE=offline."""
+    import wandb
+
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_RUN_ID", "WANDB_RESUME", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    try:
+        with pytest.raises(BertptError, match="wandb"):
+            open_monitor({"wandb": {"enabled": True, "project": "p"}}, tmp_path / "run")
+    finally:
+        wandb.teardown()

@@ -30,7 +30,7 @@ import string
 from collections.abc import Iterable
 from pathlib import Path
 
-from bertpt.errors import BertptError
+from bertpt.errors import BertptError, one_line, require_writable_dir
 from bertpt.files import write_atomic
 
 SECTIONS = ("tensorboard", "wandb", "csv_monitor", "comet")  # deepspeed.monitor.config.get_monitor_config's keys
@@ -79,7 +79,10 @@ def open_monitor(ds_config: dict, output_dir: str | Path, continue_wandb_run: bo
     bertpt.config.resolve_auto), or None when no section is enabled. Call it on rank 0 only, once
     deepspeed.comm is initialised (the monitors ask it for the rank). With "wandb" enabled it first sets
     the wandb variables (`wandb_environment`; `continue_wandb_run`: one run id per `output_dir`, else a new
-    run each call). Raises BertptError: a section DeepSpeed rejects, or a backend's package not installed."""
+    run each call). A CSV file an earlier job of the same directory started gets no second header row.
+    Raises BertptError: a section DeepSpeed rejects, a TensorBoard or CSV directory that cannot be created or
+    written, a backend's package not installed, or wandb.init failing (e.g. no API key and WANDB_MODE not
+    offline)."""
     if not enabled_sections(ds_config):
         return None
     from deepspeed.monitor.config import get_monitor_config
@@ -89,16 +92,43 @@ def open_monitor(ds_config: dict, output_dir: str | Path, continue_wandb_run: bo
         config = get_monitor_config(ds_config)
     except Exception as e:  # noqa: BLE001 -- pydantic's validation errors
         raise BertptError(f"DeepSpeed JSON: a monitor section is invalid ({' '.join(str(e).split())})") from None
+    for name in AUTO_PATHS:  # before the W&B run id is written: a bad path leaves nothing behind
+        section = getattr(config, name)
+        if section.enabled:  # DeepSpeed writes to <output_path>/<job_name> (tensorboard.py, csv_monitor.py)
+            require_writable_dir(Path(section.output_path) / section.job_name, f"DeepSpeed JSON: {name}.output_path")
     if config.wandb.enabled:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         os.environ.update(wandb_environment(output_dir, wandb_run_id(output_dir) if continue_wandb_run else None))
     try:
-        return MonitorMaster(config)
+        master = MonitorMaster(config)
     except ImportError as e:
         raise BertptError(
             f"the DeepSpeed JSON enables a monitor whose package is not installed ({e}); install it (W&B: "
             '`pip install "bertpt[wandb]"`) or disable its section'
         ) from None
+    except Exception as e:  # noqa: BLE001 -- wandb.init's errors, without importing wandb when it is not enabled
+        if not (config.wandb.enabled and _is_wandb_error(e)):
+            raise
+        raise BertptError(
+            f"W&B could not start a run ({one_line(e)}); run `wandb login` (or set WANDB_API_KEY), or set "
+            "WANDB_MODE=offline to keep the run on disk (`wandb sync` uploads it later)"
+        ) from None
+    if master.csv_monitor is not None:
+        master.csv_monitor.filenames.extend(_csv_files_with_header(master.csv_monitor.log_dir))
+    return master
+
+
+def _is_wandb_error(exc: BaseException) -> bool:
+    import wandb.errors
+
+    return isinstance(exc, wandb.errors.Error)
+
+
+def _csv_files_with_header(log_dir: str | Path) -> list[str]:
+    """The CSV monitor files in `log_dir` that an earlier job (a resumed run) started: DeepSpeed's csvMonitor writes
+    a `step,<name>` header row the first time its process writes a file, unless the file's stem is in its
+    `filenames`, so a resume gets these there and each file keeps its one header."""
+    return [p.stem for p in sorted(Path(log_dir).glob("*.csv")) if p.stat().st_size > 0]
 
 
 def write_scalars(monitor, events: Iterable[tuple[str, float, int]]) -> None:

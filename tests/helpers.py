@@ -126,14 +126,16 @@ def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def csv_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """DeepSpeed's CSV monitor files in `log_dir` ({tag with '/' as '_'}.csv: step,value rows), keyed by file
-    stem. A process writes a header row when it first opens a file, so a resumed run's header is skipped too."""
+    """DeepSpeed's CSV monitor files in `log_dir` ({tag with '/' as '_'}.csv: one `step,<name>` header row, then
+    step,value rows), keyed by file stem. A second header row (a resumed run's) fails int()."""
     import csv
 
     out = {}
     for path in sorted(Path(log_dir).glob("*.csv")):
         with open(path, newline="") as f:
-            out[path.stem] = [(int(s), float(v)) for s, v in csv.reader(f) if s != "step"]
+            header, *rows = csv.reader(f)
+        assert header[0] == "step" and path.stem.endswith(header[1]), (path, header)
+        out[path.stem] = [(int(s), float(v)) for s, v in rows]
     return out
 
 

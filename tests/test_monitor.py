@@ -123,7 +123,8 @@ def train_metrics(step: int, generation: int) -> dict[str, float]:
 def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, clean_wandb_env, monitor_world_of_one):
     """A run logs steps 1..5 and stops; its resume from step 2 logs 3..7 (with other values, so that the test
     sees which write won). Every backend then holds steps 1..7 once, the first write of 3..5, equal across
-    TensorBoard (float32), the CSV files and W&B; both W&B processes wrote to the one run id of the directory."""
+    TensorBoard (float32), the CSV files (one header row each) and W&B; both W&B processes wrote to the one run id
+    of the directory."""
     import wandb
 
     ds = {
@@ -151,7 +152,9 @@ def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, 
         "masking/masked_lm_prob": [(0, 0.15)],
     }
     tb = tensorboard_scalars(tmp_path / "tb" / "pretrain")
-    csv = csv_scalars(tmp_path / "csv" / "pretrain")
+    csv = csv_scalars(tmp_path / "csv" / "pretrain")  # asserts one header row per file, the resume's included
+    lines = (tmp_path / "csv" / "pretrain" / "train_loss.csv").read_text().splitlines()
+    assert lines[0] == "step,loss" and len(lines) == 1 + 7  # pandas.read_csv gets an integer step column
     runs = wandb_offline_runs(tmp_path / "wandb")
     run_id = (tmp_path / RUN_ID_FILE).read_text().strip()
     assert [r for r, _, _ in runs] == [run_id, run_id]  # two processes, one W&B run
@@ -173,6 +176,25 @@ def test_reporter_writes_every_backend_each_step_once_across_a_resume(tmp_path, 
 def test_a_monitor_whose_package_is_missing_is_one_error(tmp_path, monitor_world_of_one):
     with pytest.raises(BertptError, match="comet"):
         open_monitor({"comet": {"enabled": True}}, tmp_path)
+
+
+def test_an_unwritable_tensorboard_path_is_one_error_before_the_wandb_run_id(tmp_path, monitor_world_of_one):
+    """DeepSpeed's TensorBoardMonitor would raise NotADirectoryError (a traceback) after the W&B run id was written."""
+    (tmp_path / "afile").write_text("")
+    ds = {"tensorboard": {"enabled": True, "output_path": str(tmp_path / "afile" / "tb")}, "wandb": {"enabled": True}}
+    with pytest.raises(BertptError, match=r"tensorboard\.output_path .*afile/tb/.*: not writable"):
+        open_monitor(ds, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_wandb_without_an_api_key_is_one_error(tmp_path, clean_wandb_env, monitor_world_of_one, monkeypatch):
+    """Not logged in, WANDB_MODE not offline: wandb.init's UsageError becomes one line saying what to do."""
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    with pytest.raises(BertptError, match=r"No API key.*run `wandb login`.*WANDB_MODE=offline"):
+        open_monitor({"wandb": {"enabled": True, "project": "p"}}, tmp_path / "run")
 
 
 def test_fine_tunes_are_jobs_of_their_own_on_every_backend(tmp_path, clean_wandb_env):

@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python benchmarks/gpu_check.py` from a checkout that is not installed
     sys.path.insert(0, str(REPO))
 
-from bertpt.errors import BertptError, exit_on_error, one_line  # noqa: E402
+from bertpt.errors import BertptError, exit_on_error, one_line, require_writable_dir  # noqa: E402
 
 PASS, FAIL, NA, ERROR, TIMEOUT, SKIP, INFO, DONE = "PASS", "FAIL", "n/a", "ERROR", "TIMEOUT", "SKIP", "info", "done"
 HANG = "hang"  # --plant ROW:hang (tests): the row sleeps past its budget, which the plant also cuts to HANG_BUDGET_S
@@ -1011,8 +1011,13 @@ def check(args: argparse.Namespace) -> int:
     if args.timeout_scale <= 0 or args.total_limit < 0:
         raise BertptError("--timeout_scale must be positive and --total_limit not negative")
     total = args.total_limit or (300.0 if args.device == "cuda" and not args.quick else 900.0)
+    if args.device == "cuda":
+        import torch  # its CUDA check goes through NVML here (set above): this parent does not initialise CUDA
+
+        if not torch.cuda.is_available():
+            raise BertptError("no CUDA GPU (torch.cuda.is_available() is False); use --device cpu")
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    require_writable_dir(out, "--out_dir")
     if not args.only:  # a full run starts its files afresh; --only adds to them
         for name in ("results.jsonl", "log.txt", "jit_build.log", "table.txt"):
             (out / name).unlink(missing_ok=True)

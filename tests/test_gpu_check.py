@@ -84,6 +84,24 @@ def test_usage_errors_are_one_line():
     )
 
 
+def test_an_unwritable_out_dir_is_one_usage_error(tmp_path):
+    """Exit 2 (usage), not 1: the docs reserve 1 for a correctness failure."""
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "gc"
+    proc = run([sys.executable, SCRIPT, "--device", "cpu", "--only", "env", "--out_dir", str(out)], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"gpu_check: error: --out_dir {out}: not writable (Not a directory)"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here")
+def test_the_default_cuda_device_without_one_is_one_usage_error(tmp_path):
+    """Not 16 ERROR rows and exit 1 after half a minute: one line before any row, and no --out_dir left behind."""
+    proc = run([sys.executable, SCRIPT, "--only", "env", "--out_dir", str(tmp_path / "gc")], check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == "gpu_check: error: no CUDA GPU (torch.cuda.is_available() is False); use --device cpu"
+    assert not (tmp_path / "gc").exists()
+
+
 def test_optimizer_comparison_tells_agreement_from_a_planted_difference():
     """What fused_adam and fused_lamb run on CUDA, here with optimizers a CPU has."""
     adam = dict(lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)

@@ -11,6 +11,7 @@ import bz2
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from pathlib import Path
 
 import mwparserfromhell
@@ -159,7 +160,12 @@ def test_one_document_per_article_and_every_page_counted(prepared, enwiki, prose
     documents = sum(s.documents for s in meta.splits.values())
     assert documents == len(articles) - len(no_prose) == meta.wikipedia.documents == 97
     assert [t for t, text in prose.items() if not text] == no_prose
-    assert load_meta(out).wikipedia == meta.wikipedia  # meta.json holds the counts
+    assert load_meta(out).wikipedia == meta.wikipedia  # meta.json holds the counts, under the names printed
+    assert json.loads((out / "meta.json").read_text())["wikipedia"] == {**asdict(meta.wikipedia), "documents": 97}
+    assert meta.wikipedia.note() == (
+        "Wikipedia: read 206 pages: 106 articles, 99 redirects, 1 page outside the article namespace; the articles "
+        "gave 97 documents (8 disambiguation pages and 1 article with no prose left skipped)"
+    )
     # converted in the workers: each chunk's own counts
     chunks = [json.loads(p.read_text()) for p in sorted(out.glob("chunk-*.json"))]
     assert len(chunks) >= 8 and sum(c["wikipedia"]["disambiguation"] for c in chunks) == 8
@@ -303,6 +309,84 @@ def test_what_the_conversion_keeps_and_drops():
     assert article_text("== Rivers ==\n* [[Aa River]]\n* [[Ab River]]") == ""  # no prose left
 
 
+# Templates whose output is text, each cut from a real article of the enwiki sample: wikitext, what the prose
+# holds, what it must not hold.
+TEXT_TEMPLATES = {
+    # Animal Farm: {{nbsp}} is a space on the page
+    "nbsp": (
+        "in ''[[The Times Literary Supplement]]'' on 15{{nbsp}}September 1972 as \"How the essay came\".",
+        "on 15 September 1972",
+        "15September",
+    ),
+    # ASCII: {{mdashb}} is a dash between words
+    "mdashb": (
+        "a layout that has become standard on computers{{mdashb}}following the [[IBM PC]] (1981), especially "
+        "[[Model M]] (1984){{mdashb}}and thus shift values.",
+        "standard on computers\u2014following the IBM PC (1981), especially Model M (1984)\u2014and thus",
+        "computersfollowing",
+    ),
+    # Apollo 11: {{'s}} is the possessive
+    "possessive": (
+        "one of the probes hanging from ''Eagle''{{'s}} footpads had touched the surface.",
+        "from Eagle's footpads had",
+        "Eagle footpads",
+    ),
+    # Aikido: the lead's subject is {{nihongo}}'s first argument (the Japanese after it is left out)
+    "nihongo": (
+        "{{Nihongo|'''Aikido'''|合気道|Aikidō|lead=yes}} is a modern Japanese martial art.",
+        "Aikido is a modern Japanese martial art",
+        "合気道",
+    ),
+    # Albedo: ''θ''<sub>''i''</sub> shows "θi" (two italic runs, not one run of four apostrophes)
+    "sub-italics": (
+        "the albedo at a particular [[solar zenith angle]] ''θ''<sub>''i''</sub> can reasonably be approximated.",
+        "angle θi can",
+        "θ'i",
+    ),
+    # Ayn Rand: the birth date is {{OldStyleDate}}, the Russian name {{lang-ru}}, the pronunciation removed
+    "oldstyledate": (
+        "'''Ayn Rand''' ({{IPAc-en|ˈ|aɪ|n|_|ˈ|r|æ|n|d}}; born '''Alisa Zinov'yevna Rosenbaum''', "
+        "{{lang-ru|Али́са Зино́вьевна Розенба́ум}}; {{OldStyleDate|February 2|1905|January 20}}{{snd}}March 6, 1982) "
+        "was a Russian-American novelist.",
+        "Ayn Rand (born Alisa Zinov'yevna Rosenbaum, Али́са Зино́вьевна Розенба́ум; "
+        "February 2 [O.S. January 20] 1905 \u2013 March 6, 1982) was",
+        "(;",
+    ),
+    # Alkane: a formula in {{chem}}; Alchemy: {{sc|bc}}; Ampere: {{val}} with an exponent, and with a unit
+    "chem": ("the general formula is {{chem|C|''n''|H|2''n''+2}}, where", "formula is CnH2n+2, where", "is,"),
+    "sc": ("Mendes's 3rd-century {{sc|bc}} ''On Physical'' matters.", "3rd-century BC On Physical matters.", "  "),
+    "val": (
+        "roughly {{val|6.241|e=18}} times the charge, {{val|30000|u=C}} each.",
+        "roughly 6.241\u00d710^18 times the charge, 30000 C each.",
+        "roughly times",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TEXT_TEMPLATES)
+def test_templates_whose_output_is_text_keep_the_sentence_whole(case):
+    wikitext, expected, wrong = TEXT_TEMPLATES[case]
+    text = article_text(wikitext)
+    assert expected in text and wrong not in text, text
+
+
+def test_brackets_emptied_by_removals_and_bold_pseudo_headings_go(prose):
+    # leads whose pronunciation templates are removed: no "(;", "( ;", "(, " left (Achilles' Greek is {{lang-grc}})
+    assert prose["Achilles"].startswith("In Greek mythology, Achilles (Ἀχιλλεύς, Akhilleus) was a Greek hero")
+    assert "Abraham Lincoln (February 12, 1809 \u2013 April 15, 1865) was" in prose["Abraham Lincoln"]
+    assert "Al-Khwārizmī (خوارزمی, c. 780-850) was" in prose["Algorithm"]
+    assert "Asphalt (occasionally), also known as bitumen" in prose["Asphalt"]
+    for title, text in prose.items():
+        left = re.search(r".{0,30}([(\[][\s,;:]|[\s,;:][)\]]|\(\s*\)).{0,30}", text)
+        assert left is None, (title, left.group())
+    # '''Notes''' above {{Reflist}}, '''[[Delaware]]''' above its signers, '''Novels:''' above a list: not prose
+    short = {line for text in prose.values() for line in text.split("\n") if len(line.split()) <= 3}
+    assert not short & {"Notes", "Bibliography", "Delaware", "Novels:", "Lists:", "NASA reports", "Kukës Airport"}
+    # ...but a bold line that ends a sentence is a paragraph
+    wikitext = "Intro.\n\n'''Notes'''\n{{Reflist}}\n\n'''The end is near.'''\n\n'''Suborder [[Agnostina]]'''\n"
+    assert article_text(wikitext) == "Intro.\nThe end is near."
+
+
 # ---------------------------------------------------------------------------------------------
 # Damaged input, resuming
 
@@ -335,6 +419,24 @@ def test_a_damaged_dump_or_foreign_xml_is_one_line(tmp_path, prepared, capsys, c
     assert err[-1].startswith("bertpt-prepare: error:") and expected in err[-1], err
     assert sum("error" in line for line in err) == 1 and "Traceback" not in "\n".join(err)
     assert not out.exists() or not any(out.iterdir())  # found before anything was written
+
+
+def test_an_empty_file_beside_a_dump_is_skipped_with_a_warning(tmp_path, prepared, capsys):
+    """docs/data.md: empty files are skipped with a warning, also in a directory that holds a dump."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "articles.xml.bz2").write_bytes(sample(TABLES).read_bytes())
+    (inputs / "empty.txt").write_bytes(b"")
+    (inputs / "blank.txt").write_bytes(b"\xef\xbb\xbf \n\n")
+    out = tmp_path / "out"
+    tokenizer = prepared[0] / "tokenizer"
+    main([str(inputs), "--output_dir", str(out), "--tokenizer", str(tokenizer), "--num_workers", "0"])
+    assert "bertpt-prepare: warning: skipped 2 files with no text" in capsys.readouterr().err
+    meta = load_meta(out)
+    assert meta.wikipedia.articles == meta.wikipedia.documents == 5 and meta.read["empty_files"] == 2
+    (inputs / "notes.txt").write_text("A sentence of plain text.\n")  # text beside a dump is still refused
+    with pytest.raises(BertptError, match="notes.txt is not"):
+        input_markup(Source(inputs=[str(inputs)]))
 
 
 def test_a_prepare_cut_short_by_a_damaged_dump_resumes_on_the_whole_one(tmp_path, prepared, capsys):

@@ -18,7 +18,8 @@ MediaWiki XML dumps (Wikipedia's `*-pages-articles*.xml.bz2`, any name): recogni
     root element <mediawiki> at the start of the decompressed stream), whatever --input_format says. Each
     article (a main-namespace page that is not a redirect) is one document, yielded as its raw wikitext:
     the prepare workers turn it into prose (wikipedia.py). A run reads dumps alone, or no dump at all
-    (`input_markup`). Another XML document (an XML declaration, then another root element) is refused.
+    (`input_markup`; empty and binary files, skipped with a warning, go with either). Another XML document
+    (an XML declaration, then another root element) is refused.
 
 JSON Lines (`--input_format jsonl`; by default files named *.jsonl, *.json or *.ndjson):
     One JSON object per line (a .json file holding one big array must be converted first); the
@@ -164,23 +165,37 @@ def input_markup(source: Source) -> str:
     """The markup of the source's documents: wikipedia.WIKITEXT when every input file is a MediaWiki XML dump,
     wikipedia.PLAIN when none is (and for a dataset). Opens each file for its first bytes only. Raises
     BertptError for XML that is not a dump, and for dumps mixed with other files (the documents of one run are
-    converted alike)."""
+    converted alike). Files that the reading skips anyway (empty or blank files, binary files: warned about and
+    counted) go with either."""
     if source.hf_dataset:
         return wikipedia.PLAIN
     dumps, others = [], []
     for path in resolve_files(source.inputs):
         with _reading(path) as (_, f):
             head = f.read(_BINARY_SNIFF_BYTES)
-        kind = wikipedia.sniff(head)
-        if kind == "xml":
-            raise _not_a_dump(path, head)
-        (dumps if kind == "dump" else others).append(path)
+            kind = wikipedia.sniff(head)
+            if kind == "xml":
+                raise _not_a_dump(path, head)
+            if kind == "dump":
+                dumps.append(path)
+            elif b"\0" not in head and not _blank(head, f):
+                others.append(path)
     if dumps and others:
         raise BertptError(
             f"{dumps[0]} is a MediaWiki XML dump but {others[0]} is not; prepare dumps and other text in separate "
             "runs (or convert one of them first)"
         )
     return wikipedia.WIKITEXT if dumps else wikipedia.PLAIN
+
+
+def _blank(head: bytes, f: BinaryIO) -> bool:
+    """Whether a file holds only whitespace (after a byte-order mark): `head`, its first bytes, then the rest of `f`."""
+    block = head.removeprefix(_UTF8_BOM)
+    while not block.strip():
+        block = f.read(_BINARY_SNIFF_BYTES)
+        if not block:
+            return True
+    return False
 
 
 def _not_a_dump(path: Path, head: bytes) -> BertptError:

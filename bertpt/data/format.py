@@ -191,10 +191,12 @@ class WikipediaCounts:
         def n(count: int, noun: str) -> str:  # noun: the singular, whose plural adds an "s"
             return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
+        # meta.json's names: the articles (main-namespace pages that are no redirect) give the documents.
         return (
-            f"Wikipedia: read {n(self.pages, 'page')}, kept {n(self.documents, 'article')}; skipped "
-            f"{n(self.redirects, 'redirect')}, {n(self.other_namespaces, 'page')} outside the article namespace, "
-            f"{n(self.disambiguation, 'disambiguation page')} and {n(self.empty, 'article')} with no prose left"
+            f"Wikipedia: read {n(self.pages, 'page')}: {n(self.articles, 'article')}, {n(self.redirects, 'redirect')}, "
+            f"{n(self.other_namespaces, 'page')} outside the article namespace; the articles gave "
+            f"{n(self.documents, 'document')} ({n(self.disambiguation, 'disambiguation page')} and "
+            f"{n(self.empty, 'article')} with no prose left skipped)"
         )
 
 
@@ -271,7 +273,10 @@ class Meta:
             "nsp_pairing": asdict(self.pairing),
             "unk_rate": self.unk_rate,
             "objective": self.objective,
-            "wikipedia": None if self.wikipedia is None else asdict(self.wikipedia),
+            # "documents" (articles less disambiguation and empty ones) for readers; from_json recomputes it
+            "wikipedia": None
+            if self.wikipedia is None
+            else {**asdict(self.wikipedia), "documents": self.wikipedia.documents},
         }
 
     @classmethod

@@ -17,12 +17,16 @@ NVIDIA's BERT recipe runs, keeps lists only when asked to):
 
     kept      the text of paragraphs, bold/italic and other inline formatting as its text, the text a link
               shows ([[target|text]] -> text, [[target]] -> target), an external link's title, HTML
-              entities as characters, quotations (<blockquote>, <poem>); a few templates whose parameter is
-              running text (INLINE_TEMPLATES: {{convert|5|km}} -> "5 km", {{lang|fr|texte}} -> "texte")
-    removed   other templates (infoboxes, citations, navigation boxes, hatnotes), <ref> and references,
-              tables, lists (*, #, ;, : lines and <ul>/<ol>/<dl>), headings, File:/Image:/Media: links with
-              their captions, Category: links, interlanguage links, comments, <math>, <gallery>, code blocks
-              and the other non-prose tags, behaviour switches such as __NOTOC__
+              entities as characters, quotations (<blockquote>, <poem>); the templates whose output is text,
+              as that text (INLINE_TEMPLATES: {{convert|5|km}} -> "5 km", {{lang|fr|texte}} -> "texte",
+              {{nbsp}} -> " ", {{mdash}} -> "—", {{'s}} -> "'s", {{nihongo|Aikido|合気道}} -> "Aikido",
+              {{sc|ad}} -> "AD", {{chem|H|2|O}} -> "H2O", {{val|6.241|e=18}} -> "6.241×10^18", {{OldStyleDate}})
+    removed   other templates (infoboxes, citations, pronunciations, navigation boxes, hatnotes), <ref> and
+              references, tables, lists (*, #, ;, : lines and <ul>/<ol>/<dl>), headings and bold pseudo-headings
+              (a line of bold text alone that ends no sentence: '''Notes''', '''Novels:'''), File:/Image:/Media:
+              links with their captions, Category: links, interlanguage links, comments, <math>, <gallery>, code
+              blocks and the other non-prose tags, behaviour switches such as __NOTOC__; and what removals leave
+              in a sentence: "Achilles ({{IPAc-en|...}}; ''Akhilleus'')" -> "Achilles (Akhilleus)", not "(; Akhilleus)"
 
 The title does not start the document: an article's lead sentence names its subject already ("'''Albedo''' is
 ..."), and a bare title line is not a sentence. One document per article; one paragraph per line (a single
@@ -228,26 +232,89 @@ _HIDDEN_LINK_NAMESPACES = frozenset(["file", "image", "media", "category"])
 # An interlanguage or interwiki prefix ("fr:", "zh-min-nan:", "simple:"): a link like [[fr:Albédo]] shows nothing
 # in the article (it goes to the sidebar). Checked on link titles only, never on running text.
 _LANGUAGE_PREFIX = re.compile(r"[a-z]{2,3}(-[a-z]+)*|simple")
-# Templates that only wrap running text, rendered as that text: name -> (words before, the parameters shown,
-# joined by a space). ({{convert|5|km|mi}} shows "5 km (3.1 mi)"; the converted value is computed by a Lua
-# module, so only "5 km" is kept.)
-INLINE_TEMPLATES = {
-    "convert": ("", ("1", "2")),
-    "cvt": ("", ("1", "2")),
-    "lang": ("", ("2",)),
-    "transl": ("", ("2",)),
-    "nowrap": ("", ("1",)),
-    "nobr": ("", ("1",)),
-    "nobreak": ("", ("1",)),
-    "small": ("", ("1",)),
-    "smaller": ("", ("1",)),
-    "big": ("", ("1",)),
-    "em": ("", ("1",)),
-    "not a typo": ("", ("1",)),
-    "sic": ("", ("1",)),
-    "quote": ("", ("1",)),
-    "as of": ("As of", ("1",)),
+
+
+# Templates whose output is running text, rendered as that text through their parse tree: name -> rule. A rule
+# is Shown(before, params, sep, after): the text `before`, then the parameters named in `params` that are given
+# (each rendered, then stripped), joined by `sep`, then `after`; params ("*",) is every positional parameter. A
+# rule without params is constant text ({{nbsp}} -> a space, {{'s}} -> "'s"); one with params shows nothing when
+# none of them is given. What each shows follows its documentation (en.wikipedia.org, Template:<name>), less
+# what a Lua module computes ({{convert|5|km|mi}} shows "5 km (3.1 mi)": only "5 km" is kept) and the language
+# labels ({{lang-fr|texte}} shows "French: texte": the text is kept). Other templates (infoboxes, citations,
+# pronunciations, navigation) show nothing here.
+@dataclass(frozen=True)
+class Shown:
+    before: str = ""
+    params: tuple[str, ...] = ()
+    sep: str = " "
+    after: str = ""
+
+
+_TEXT = Shown(params=("1",))  # the first parameter, as text
+_DASH, _EM_DASH, _SPACED_DASH = Shown("\u2013"), Shown("\u2014"), Shown(" \u2013 ")
+_SPACE = Shown(" ")
+INLINE_TEMPLATES: dict[str, Shown] = {
+    "convert": Shown(params=("1", "2")),
+    "cvt": Shown(params=("1", "2")),
+    "lang": Shown(params=("2",)),
+    "transl": Shown(params=("2",)),
+    "script": Shown(params=("2",)),
+    "as of": Shown("As of ", ("1",)),
+    "circa": Shown("c. ", ("1",)),
+    "chem": Shown(params=("*",), sep=""),  # {{chem|C|''n''|H|2''n''+2}} -> CnH2n+2
+    "linktext": Shown(params=("*",), sep=""),
+    "val": Shown(params=("1", "e", "u")),  # {{val|6.241|(7)|e=18|u=C}} -> 6.241×10^18 C (uncertainty left out)
+    "angbr": Shown("\u27e8", ("1",), after="\u27e9"),
+    # Special cases in _render_template: {{frac|3}} 1/3, {{frac|3|2}} 3/2, {{frac|1|2|3}} 1 2/3;
+    # {{OldStyleDate|February 2|1905|January 20}} February 2 [O.S. January 20] 1905; {{sc|ad}} AD; val's e=.
+    "frac": Shown(params=("1", "2", "3")),
+    "oldstyledate": Shown(params=("1", "2", "3")),
+    "nbsp": _SPACE,
+    "spaces": _SPACE,
+    "thinsp": _SPACE,
+    "nnbsp": _SPACE,
+    "'s": Shown("'s"),
+    "'": Shown("'"),
+    "ndash": _DASH,
+    "en dash": _DASH,
+    "mdash": _EM_DASH,
+    "mdashb": _EM_DASH,
+    "em dash": _EM_DASH,
+    "emdash": _EM_DASH,
+    "snd": _SPACED_DASH,
+    "spnd": _SPACED_DASH,
+    "sndash": _SPACED_DASH,
+    "spaced ndash": _SPACED_DASH,
+    "spaced en dash": _SPACED_DASH,
+    **dict.fromkeys(["sc", "smallcaps", "small caps", "sc1"], _TEXT),
+    **dict.fromkeys(
+        [
+            "nowrap",
+            "nobr",
+            "nobreak",
+            "small",
+            "smaller",
+            "big",
+            "em",
+            "not a typo",
+            "sic",
+            "quote",
+            "nihongo",  # the English, then the Japanese in brackets (left out); no English: the romanisation
+            "nihongo2",
+            "iast",
+            "keypress",
+            "tooltip",
+            "abbr",
+            "nts",
+            "vanchor",
+            "chem2",
+        ],
+        _TEXT,
+    ),
 }
+_SMALL_CAPS = frozenset(["sc", "smallcaps", "small caps", "sc1"])  # {{sc|ad}} reads "AD" on the page
+# {{lang-fr|texte}} and the like: the text, as for {{lang}}.
+_LANGUAGE_TEMPLATE = re.compile(r"lang-[a-z]{2,3}(-[a-z]+)*")
 # Wikipedia's disambiguation message boxes: {{Disambiguation}} and its redirects and variants (Wikipedia:
 # Disambiguation#Templates); any template whose name ends in "disambiguation" ({{Geodis}} is {{Place name
 # disambiguation}}) is one too.
@@ -295,10 +362,20 @@ _BEHAVIOUR_SWITCHES = (
 # A line that must go (a list item, a heading) is marked with this character where the parser found it; no
 # wikitext holds it (a C0 control character, which XML 1.0 cannot even carry).
 _DROP_LINE = "\x01"
+# Where an HTML tag's content starts and ends, so that apostrophes on either side stay separate runs (MediaWiki
+# reads bold/italic with the tags still in the line); taken out after `_quotes`. Another C0 control character.
+_TAG_EDGE = "\x02"
 # What removed templates and references leave behind in a sentence: "Albedo ({{IPA|...}}) or" -> "Albedo () or",
-# "true {{citation needed}}." -> "true .".
-_EMPTY_BRACKETS = re.compile(r"\(\s*[,;]?\s*\)")
+# "Achilles ({{IPAc-en|...}}; ''Akhilleus'')" -> "Achilles (; Akhilleus)", "true {{citation needed}}." -> "true .":
+# separators just inside a bracket go, then brackets left empty or holding only separators and dashes.
+_BRACKET_OPEN_SEPARATORS = re.compile(r"([(\[])[\s,;:]+")
+_BRACKET_CLOSE_SEPARATORS = re.compile(r"[\s,;:]+([)\]])")
+_EMPTY_BRACKETS = re.compile(r"\s*(\([\s,;:\-\u2013\u2014]*\)|\[[\s,;:]*\])")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.])")
+# A line of bold text alone, without a sentence's end (a pseudo-heading: '''Notes''', '''Novels:''' above a
+# list): not prose, dropped. A one-line paragraph that is all bold but ends in . ! ? (or a quotation's end) stays.
+_BOLD_LINE = re.compile(r"\s*'''(?:[^']|'(?!''))+'''\s*")
+_SENTENCE_END = ".!?\"\u201d'"
 # Bold and italic: runs of 2+ apostrophes, read by `_quotes` on each line, not by mwparserfromhell (its style-tag
 # parsing gives up on a whole <ref> or link when one '' inside is unbalanced, which is common in articles).
 _APOSTROPHES = re.compile(r"'{2,}")
@@ -352,7 +429,9 @@ def _render(code, out: list[str]) -> None:
                 if tag in ("table", "ul", "ol", "dl"):
                     out.append("\n\n")  # a block between two paragraphs separates them
             elif node.contents is not None:
+                out.append(_TAG_EDGE)  # ''θ''<sub>''i''</sub>: two italic runs for _quotes, not one run of four
                 _render(node.contents, out)
+                out.append(_TAG_EDGE)
         elif isinstance(node, Heading):
             out.append("\n" + _DROP_LINE + "\n")
         elif isinstance(node, HTMLEntity):
@@ -382,19 +461,41 @@ def _render_link(link, out: list[str]) -> None:
 
 
 def _render_template(template, out: list[str]) -> None:
-    inline = INLINE_TEMPLATES.get(_template_name(template))
-    if inline is None:
+    name = _template_name(template)
+    rule = INLINE_TEMPLATES.get(name) or (_TEXT if _LANGUAGE_TEMPLATE.fullmatch(name) else None)
+    if rule is None:
         return
-    words, shown = inline
-    if words and template.has("lc") and str(template.get("lc").value).strip():
-        words = words.lower()  # {{as of|2010|lc=y}} in mid-sentence: "as of 2010"
-    parts = [words]
-    for name in shown:
-        if template.has(name):
+    if not rule.params:
+        out.append(rule.before)
+        return
+    keys = rule.params
+    if keys == ("*",):
+        keys = tuple(str(p.name).strip() for p in template.params if not p.showkey)
+    values = {}
+    for key in keys:
+        if template.has(key):
             value: list[str] = []
-            _render(template.get(name).value, value)
-            parts.append("".join(value).strip())
-    out.append(" ".join(p for p in parts if p))
+            _render(template.get(key).value, value)
+            if text := "".join(value).strip():
+                values[key] = text.upper() if name in _SMALL_CAPS else text
+    if name == "frac":
+        n = list(values.values())
+        shown = f"1/{n[0]}" if len(n) == 1 else "/".join(n) if len(n) == 2 else f"{n[0]} {n[1]}/{n[2]}" if n else ""
+    elif name == "oldstyledate":
+        old = f" [O.S. {values['3']}]" if "3" in values else ""
+        shown = " ".join(filter(None, [values.get("1", "") + old, values.get("2", "")])).strip()
+    elif name == "val":
+        shown = values.get("1", "") + (f"\u00d710^{values['e']}" if "e" in values else "")
+        shown = " ".join(filter(None, [shown, values.get("u", "")]))
+    elif name == "nihongo" and "1" not in values:
+        shown = values.get("3", "")
+    else:
+        shown = rule.sep.join(values.values())
+    if shown:
+        before = rule.before
+        if before and template.has("lc") and str(template.get("lc").value).strip():
+            before = before.lower()  # {{as of|2010|lc=y}} in mid-sentence: "as of 2010"
+        out.append(before + shown + rule.after)
 
 
 def _plain(text: str) -> str:
@@ -446,25 +547,33 @@ def _quotes(line: str) -> str:
 
 
 def _paragraphs(rendered: str) -> str:
-    """Rendered text -> one paragraph per line: marked lines dropped, a paragraph's lines joined with a space
-    (MediaWiki renders a single newline inside a paragraph as a space), whitespace collapsed, and the empty
-    brackets and stray spaces that removed templates leave closed up."""
+    """Rendered text -> one paragraph per line: marked lines and bold pseudo-headings dropped, a paragraph's lines
+    joined with a space (MediaWiki renders a single newline inside a paragraph as a space), whitespace collapsed,
+    and the brackets left empty and stray spaces that removed templates leave closed up."""
     paragraphs, current = [], []
     for line in rendered.split("\n"):
-        if _DROP_LINE in line or not line.strip():
+        line = line.replace(_TAG_EDGE + _TAG_EDGE, "")
+        if _DROP_LINE in line or not line.strip() or _is_pseudo_heading(line.replace(_TAG_EDGE, "")):
             if current:
                 paragraphs.append(" ".join(current))
                 current = []
         else:
-            current.append(_quotes(line).strip())
+            current.append(_quotes(line).replace(_TAG_EDGE, "").strip())
     if current:
         paragraphs.append(" ".join(current))
     result = []
     for p in paragraphs:
         p = " ".join(p.split())  # NBSP from &nbsp; and other Unicode spaces too
-        if "(" in p:
+        if "(" in p or "[" in p:
+            p = _BRACKET_OPEN_SEPARATORS.sub(r"\1", p)
+            p = _BRACKET_CLOSE_SEPARATORS.sub(r"\1", p)
             p = _EMPTY_BRACKETS.sub("", p)
         p = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(p.split()))
         if p:
             result.append(p)
     return "\n".join(result)
+
+
+def _is_pseudo_heading(line: str) -> bool:
+    """A line that is one bold run and does not end a sentence ('''Notes''' above the references)."""
+    return _BOLD_LINE.fullmatch(line) is not None and not line.strip()[:-3].rstrip().endswith(tuple(_SENTENCE_END))

@@ -141,27 +141,30 @@ def csv_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def wandb_offline_runs(wandb_dir: Path) -> list[tuple[str, str, dict[str, list[tuple[int, float]]]]]:
     """[(run id, run name, {key: [(step, value)]})] of every offline run under `wandb_dir` (WANDB_DIR/wandb), oldest
-    first, read from its .wandb transaction log with wandb's own reader (wandb.sdk.internal.datastore)."""
+    first (by the run record's start time: directory names only have whole seconds, and two runs started in the same
+    second sort by their random ids), read from its .wandb transaction log with wandb's own reader
+    (wandb.sdk.internal.datastore)."""
     from wandb.proto import wandb_internal_pb2
     from wandb.sdk.internal import datastore
 
     runs = []
-    for run_dir in sorted(Path(wandb_dir).glob("offline-run-*")):
+    for run_dir in Path(wandb_dir).glob("offline-run-*"):
         (log,) = run_dir.glob("run-*.wandb")
         store = datastore.DataStore()
         store.open_for_scan(str(log))
-        run_id, name, history = None, None, {}
+        run_id, name, history, started = None, None, {}, (0, 0)
         while (data := store.scan_data()) is not None:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(data)
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run_id, name = record.run.run_id, record.run.display_name
+                started = (record.run.start_time.seconds, record.run.start_time.nanos)
             elif kind == "history":
                 step = record.history.step.num  # the row's step (wandb.log's step=)
                 for item in record.history.item:
                     key = item.key or "/".join(item.nested_key)  # wandb stores "train/loss" as ["train", "loss"]
                     if not key.startswith("_"):  # _step, _runtime, _timestamp: wandb's own
                         history.setdefault(key, []).append((step, json.loads(item.value_json)))
-        runs.append((run_id, name, history))
-    return runs
+        runs.append((started, run_dir.name, (run_id, name, history)))
+    return [run for *_, run in sorted(runs)]

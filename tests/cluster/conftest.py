@@ -1,4 +1,5 @@
-"""The two-host test cluster (tests/cluster/harness.py), stood up once per test session.
+"""The two-host test cluster (tests/cluster/harness.py), stood up once per test session (under pytest-xdist, by
+the one worker that runs the cluster's tests: their xdist_group "cluster").
 
 Skipped where the machine cannot host it (not root, packages missing) unless BERTPT_CLUSTER_TESTS=require,
 which CI sets: there a missing package is a failure, not a silent skip.

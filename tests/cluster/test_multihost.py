@@ -26,7 +26,7 @@ from tests.helpers import (
     train_args,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.xdist_group("cluster")]  # one worker: shared daemons
 STEPS = 6
 HOSTFILE = str(REPO / "hostfiles" / "2x1cpu")
 

@@ -15,7 +15,7 @@ import pytest
 from tests.cluster.conftest import job_env, job_log, sbatch
 from tests.helpers import REPO, ds_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.xdist_group("cluster")]  # one worker: shared daemons
 TRAIN_FLAGS = "--log_steps 1 --eval_steps 0 --eval_samples 32 --num_workers 0"
 
 

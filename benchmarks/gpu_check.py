@@ -767,20 +767,7 @@ def run_row(row: Row, ctx: Context, timeout: float, out: Path, run_id: str, spaw
             )
         pid, poll, reap = proc.pid, proc.poll, proc.wait
     else:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setsid()
-                fd = os.open(out / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-                child_row(row, ctx, out, base)
-                code = 0
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+        pid = fork_logged(out / "log.txt", lambda: child_row(row, ctx, out, base))
 
         def poll() -> int | None:  # Popen.poll's convention: -N for signal N
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -807,6 +794,31 @@ def run_row(row: Row, ctx: Context, timeout: float, out: Path, run_id: str, spaw
     record["seconds"] = time.time() - base["started"]
     write_result(out / "results.jsonl", record)
     return record
+
+
+def fork_logged(log: Path, work: Callable[[], None]) -> int:
+    """Fork a child that leads a session of its own (`kill_group` then ends everything it starts), with its stdout
+    and stderr appended to `log`; it runs `work` and exits 0, or 1 with the traceback in `log` if `work` raised.
+    Returns the child's pid, in the parent."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        work()
+        code = 0
+    except BaseException:  # noqa: BLE001 -- the child's one report is its log; never back into the parent's code
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def child_row(row: Row, ctx: Context, out: Path, base: dict) -> None:
@@ -863,31 +875,15 @@ def start_jit_builds(out: Path) -> dict[int, str]:
     """CUDA: JIT-build FusedAdam and FusedLamb now, one child each, while the first rows run; their rows then load
     the built ops (torch's extension loader waits for a build in progress). Output: OUT/jit_build.log. Returns
     {pid: op name}."""
-    builds = {}
-    for builder, op in JIT_OPS.items():
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setsid()
-                fd = os.open(out / "jit_build.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-                from deepspeed.accelerator import get_accelerator
 
-                t0 = time.perf_counter()
-                get_accelerator().create_op_builder(builder).load()
-                print(f"gpu_check: {op} built (or found) and loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-                code = 0
-            except Exception:  # noqa: BLE001 -- the row that loads it reports the failure
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        builds[pid] = op
-    return builds
+    def build(builder: str, op: str) -> None:  # a failure is the log's; the row that loads the op reports it
+        from deepspeed.accelerator import get_accelerator
+
+        t0 = time.perf_counter()
+        get_accelerator().create_op_builder(builder).load()
+        print(f"gpu_check: {op} built (or found) and loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    return {fork_logged(out / "jit_build.log", lambda b=b, o=o: build(b, o)): o for b, o in JIT_OPS.items()}
 
 
 def stop_jit_builds(builds: dict[int, str]) -> None:

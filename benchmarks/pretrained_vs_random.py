@@ -51,9 +51,27 @@ def table(pre: dict, rnd: dict) -> tuple[str, int]:
             f"| {name} | {p['score']:.4f} [{min(ps):.4f}, {max(ps):.4f}] | {r['score']:.4f} [{min(rs):.4f}, "
             f"{max(rs):.4f}] | {'yes' if sep else 'no'} |"
         )
-    if pre.get("average") is not None and rnd.get("average") is not None:
-        rows.append(f"| GLUE average (median scores) | {pre['average']:.4f} | {rnd['average']:.4f} | |")
+    if len(pre["tasks"]) > 1:
+        # over the tasks of this table only: a reused random row may hold more tasks than the pretrained one
+        mean = lambda row: sum(row["tasks"][name]["score"] for name in pre["tasks"]) / len(pre["tasks"])  # noqa: E731
+        rows.append(f"| average (median scores) | {mean(pre):.4f} | {mean(rnd):.4f} | |")
     return "\n".join(rows), separated
+
+
+def check_comparable(pre: dict, rnd: dict) -> None:
+    """Refuse two rows that are not the same experiment: a reused results.json (see run_row) written with another
+    recipe (learning rate, epochs, --max_train_samples, seeds, ...) or without one of the pretrained row's tasks.
+    Raises SystemExit with one line."""
+    if pre.get("recipe") != rnd.get("recipe"):
+        raise SystemExit(
+            f"pretrained_vs_random: the rows' recipes differ (pretrained {pre.get('recipe')}, random init "
+            f"{rnd.get('recipe')}); delete the stale results.json under --out and run again"
+        )
+    missing = [name for name in pre["tasks"] if name not in rnd["tasks"]]
+    if missing:
+        raise SystemExit(
+            f"pretrained_vs_random: the random-init row has no {', '.join(missing)}; delete its results.json"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     common = ["--tasks", args.tasks, "--glue_dir", args.glue_dir, "--seeds", str(args.seeds), *extra]
     pre = run_row(args.model, args.out / "pretrained", common, random_init=False)
     rnd = run_row(args.model, args.out / "random_init", common, random_init=True)
+    check_comparable(pre, rnd)
     text, separated = table(pre, rnd)
     lr = {name: t.get("learning_rate") for name, t in pre["tasks"].items()}
     summary = (

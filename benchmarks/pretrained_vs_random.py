@@ -53,8 +53,10 @@ def table(pre: dict, rnd: dict) -> tuple[str, int]:
         )
     if len(pre["tasks"]) > 1:
         # over the tasks of this table only: a reused random row may hold more tasks than the pretrained one
-        mean = lambda row: sum(row["tasks"][name]["score"] for name in pre["tasks"]) / len(pre["tasks"])  # noqa: E731
-        rows.append(f"| average (median scores) | {mean(pre):.4f} | {mean(rnd):.4f} | |")
+        pre_avg, rnd_avg = (
+            sum(row["tasks"][name]["score"] for name in pre["tasks"]) / len(pre["tasks"]) for row in (pre, rnd)
+        )
+        rows.append(f"| average (median scores) | {pre_avg:.4f} | {rnd_avg:.4f} | |")
     return "\n".join(rows), separated
 
 
